@@ -1,0 +1,1 @@
+"""gloss: GLoSS-style generative sequential recommendation, reproducible under Hydra."""

@@ -1,0 +1,154 @@
+"""Readers for Amazon 2014 5-core data: the official raw files and the offline sequence+titles format.
+
+Both return `RawData`: chronological item sequences per user and a title per item (empty = no title).
+Malformed lines raise `DataFormatError` (file:line) or, with strict=False, are skipped and counted.
+"""
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import logging
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gloss.errors import DataFormatError, GlossError
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_URL = "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/{file}"
+
+
+@dataclass
+class RawData:
+    sequences: dict[str, list[str]]  # user id -> item ids, oldest first (insertion order = file order)
+    titles: dict[str, str]  # item id -> title ("" when the source has none)
+    files: list[Path]  # the input files, for content hashing
+    skipped: dict[str, int] = field(default_factory=dict)  # file name -> malformed lines skipped
+
+
+class _LineErrors:
+    """Raises on the first bad line (strict) or counts it (lenient)."""
+
+    def __init__(self, path: Path, strict: bool):
+        self.path, self.strict, self.count = path, strict, 0
+
+    def bad(self, line_no: int, reason: str) -> None:
+        if self.strict:
+            raise DataFormatError(str(self.path), line_no, reason + " (set dataset.strict=false to skip such lines)")
+        self.count += 1
+        if self.count <= 5:
+            log.warning("skipping %s:%d: %s", self.path, line_no, reason)
+
+
+def require_files(paths: list[Path], hint: str) -> None:
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise GlossError(f"expected data file(s) not found: {', '.join(missing)}. {hint}")
+
+
+def read_offline(folder: Path, strict: bool = True) -> RawData:
+    """`user_sequence.txt` (USER ITEM ITEM ...) + `item_titles.tsv` (header `asin<TAB>title`)."""
+    seq_path, title_path = folder / "user_sequence.txt", folder / "item_titles.tsv"
+    require_files(
+        [seq_path, title_path],
+        "Point GLOSS_DATA_DIR (or paths.data_dir) at the folder holding amazon2014/<name>/ "
+        "(e.g. GLOSS_DATA_DIR=../shared/data), or use dataset.source=official.",
+    )
+    skipped: dict[str, int] = {}
+    sequences: dict[str, list[str]] = {}
+    errors = _LineErrors(seq_path, strict)
+    with open(seq_path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 2:
+                errors.bad(line_no, "expected 'USER_ID ITEM_ID [ITEM_ID ...]'")
+                continue
+            if parts[0] in sequences:
+                errors.bad(line_no, f"user {parts[0]!r} appears twice")
+                continue
+            sequences[parts[0]] = parts[1:]
+    skipped[seq_path.name] = errors.count
+
+    titles: dict[str, str] = {}
+    errors = _LineErrors(title_path, strict)
+    with open(title_path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header[:2] != ["asin", "title"]:
+            raise DataFormatError(str(title_path), 1, f"expected header 'asin<TAB>title', got {header!r}")
+        for line_no, line in enumerate(f, 2):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2 or not parts[0]:
+                errors.bad(line_no, f"expected 'ASIN<TAB>TITLE', got {len(parts)} field(s)")
+                continue
+            titles[parts[0]] = parts[1].strip()
+    skipped[title_path.name] = errors.count
+    return RawData(sequences, titles, [seq_path, title_path], skipped)
+
+
+def download_official(folder: Path, category: str) -> None:
+    """Fetch the official 5-core reviews and metadata (needs internet)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (f"reviews_{category}_5.json.gz", f"meta_{category}.json.gz"):
+        target = folder / name
+        if target.exists():
+            continue
+        url = OFFICIAL_URL.format(file=name)
+        log.info("downloading %s", url)
+        tmp = target.with_suffix(".part")
+        try:
+            urllib.request.urlretrieve(url, tmp)
+        except OSError as e:
+            raise GlossError(f"could not download {url} ({e}); place {name} in {folder} by hand") from e
+        tmp.rename(target)
+
+
+def read_official(folder: Path, category: str, strict: bool = True, download: bool = False) -> RawData:
+    """Official `reviews_<Category>_5.json.gz` (JSON lines) + `meta_<Category>.json.gz` (Python dict literals).
+
+    Interactions are ordered by `unixReviewTime`; ties keep file order (a stable sort).
+    """
+    reviews, meta = folder / f"reviews_{category}_5.json.gz", folder / f"meta_{category}.json.gz"
+    if download:
+        download_official(folder, category)
+    require_files([reviews, meta], "Download them from the Amazon 2014 site or run with dataset.download=true.")
+    skipped: dict[str, int] = {}
+    events: dict[str, list[tuple[int, int, str]]] = {}
+    errors = _LineErrors(reviews, strict)
+    with gzip.open(reviews, "rt", encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                user, item, ts = row["reviewerID"], row["asin"], int(row["unixReviewTime"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                errors.bad(line_no, f"not a review JSON object with reviewerID/asin/unixReviewTime ({e})")
+                continue
+            events.setdefault(user, []).append((ts, line_no, item))
+    skipped[reviews.name] = errors.count
+    sequences = {u: [item for _, _, item in sorted(ev)] for u, ev in events.items()}
+
+    needed = {i for seq in sequences.values() for i in seq}
+    titles: dict[str, str] = {i: "" for i in needed}
+    errors = _LineErrors(meta, strict)
+    with gzip.open(meta, "rt", encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = ast.literal_eval(line)
+                asin = row["asin"]
+            except (ValueError, SyntaxError, KeyError, TypeError) as e:
+                errors.bad(line_no, f"not a metadata dict literal with 'asin' ({type(e).__name__})")
+                continue
+            if asin in needed:
+                titles[asin] = str(row.get("title", "") or "").strip()
+    skipped[meta.name] = errors.count
+    return RawData(sequences, titles, [reviews, meta], skipped)

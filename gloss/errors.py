@@ -1,0 +1,13 @@
+"""User-facing errors: run.py prints these as one line, without a traceback."""
+
+
+class GlossError(Exception):
+    """A problem the user can fix (bad input file, missing data or weights, bad config)."""
+
+
+class DataFormatError(GlossError):
+    """A malformed line in an input file; the message names the file and the line number."""
+
+    def __init__(self, path: str, line_no: int, reason: str):
+        super().__init__(f"{path}:{line_no}: {reason}")
+        self.path, self.line_no, self.reason = path, line_no, reason

@@ -1,0 +1,3 @@
+from gloss.models.base import Ranking, Recommender, RunContext, ScoringRecommender
+
+__all__ = ["Ranking", "Recommender", "RunContext", "ScoringRecommender"]

@@ -1,0 +1,78 @@
+"""The Recommender interface every model implements: histories in, ranked item indices (and scores) out.
+
+Evaluation, sweeps and fusion only ever see this interface.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from gloss.data import GlossData
+
+
+@dataclass
+class RunContext:
+    """What a model may need from the run beyond the data: where to write, how to train, what to log."""
+
+    run_dir: Path
+    trainer: Any = None  # Hydra config of the Lightning Trainer (trained models only)
+    loggers: list = field(default_factory=list)
+    ckpt_path: str | None = None
+    seed: int = 42
+
+
+@dataclass
+class Ranking:
+    items: np.ndarray  # [n, k] item indices, best first, -1 = empty slot
+    scores: np.ndarray  # [n, k]
+
+
+class Recommender(ABC):
+    """Histories (arrays of catalog indices, oldest first) in, top-k item indices out."""
+
+    name: str = "recommender"
+    uses_retriever: bool = False  # True when results depend on the configured retriever
+    exclude_seen: bool = False
+
+    def fit(self, data: GlossData, ctx: RunContext) -> None:
+        """Learn from `data.split` training examples (heuristics: count; neural models: train)."""
+
+    @abstractmethod
+    def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking: ...
+
+
+def top_k_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None = None) -> Ranking:
+    """Top-k over full-catalog scores [n, n_items]; with `histories`, seen items are excluded."""
+    scores = scores.astype(np.float32, copy=True)
+    if histories is not None:
+        for row, h in enumerate(histories):
+            scores[row, h] = -np.inf
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    items = np.take_along_axis(part, order, axis=1)
+    best = np.take_along_axis(part_scores, order, axis=1)
+    items[~np.isfinite(best)] = -1
+    return Ranking(items.astype(np.int64), np.where(np.isfinite(best), best, 0).astype(np.float32))
+
+
+class ScoringRecommender(Recommender):
+    """A model that scores the whole catalog for each history; ranking and seen-filtering are shared."""
+
+    batch_size: int = 1024
+
+    @abstractmethod
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """[len(histories), n_items] scores, higher is better."""
+
+    def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
+        parts = []
+        for start in range(0, len(histories), self.batch_size):
+            batch = histories[start : start + self.batch_size]
+            parts.append(top_k_scores(self.score(batch), k, batch if self.exclude_seen else None))
+        return Ranking(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))

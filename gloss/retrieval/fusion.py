@@ -1,0 +1,60 @@
+"""Turn several retrieved lists per user (one per query, e.g. one per beam) into one ranking.
+
+Modes:
+- top1_per_query (GLoSS): position j*q + i holds the j-th hit of query i, so the first q positions are
+  each query's top-1 in query (beam) order; an item already placed keeps its first position.
+- rrf: reciprocal rank fusion, sum_i 1 / (rrf_k + rank_i(item)).
+- max_score / sum_score: an item's best / summed retrieval score over the queries.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+FUSION_MODES = ("top1_per_query", "rrf", "max_score", "sum_score")
+
+
+def fuse(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    mode: str = "top1_per_query",
+    seen: Sequence[np.ndarray] | None = None,
+    rrf_k: float = 60.0,
+    query_weights: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """ids, scores: [n_users, n_queries, depth] (-1 = no hit). Returns ([n, k] items, [n, k] scores), -1 padded."""
+    if mode not in FUSION_MODES:
+        raise ValueError(f"fusion mode must be one of {FUSION_MODES}, got {mode!r}")
+    n, q, depth = ids.shape
+    weights = np.ones(q) if query_weights is None else np.asarray(query_weights, dtype=float)
+    out_ids = np.full((n, k), -1, dtype=np.int64)
+    out_scores = np.zeros((n, k), dtype=np.float32)
+    for u in range(n):
+        banned = set(seen[u].tolist()) if seen is not None else set()
+        if mode == "top1_per_query":
+            ranked: dict[int, float] = {}
+            for j in range(depth):
+                for i in range(q):
+                    item = int(ids[u, i, j])
+                    if item >= 0 and item not in banned and item not in ranked:
+                        ranked[item] = float(q * depth - (j * q + i))
+            order = list(ranked.items())
+        else:
+            acc: dict[int, float] = {}
+            for i in range(q):
+                for j in range(depth):
+                    item = int(ids[u, i, j])
+                    if item < 0 or item in banned:
+                        continue
+                    if mode == "rrf":
+                        acc[item] = acc.get(item, 0.0) + weights[i] / (rrf_k + j + 1)
+                    elif mode == "max_score":
+                        acc[item] = max(acc.get(item, -np.inf), weights[i] * float(scores[u, i, j]))
+                    else:
+                        acc[item] = acc.get(item, 0.0) + weights[i] * float(scores[u, i, j])
+            order = sorted(acc.items(), key=lambda kv: -kv[1])
+        for pos, (item, s) in enumerate(order[:k]):
+            out_ids[u, pos], out_scores[u, pos] = item, s
+    return out_ids, out_scores
