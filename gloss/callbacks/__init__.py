@@ -1,0 +1,3 @@
+from gloss.callbacks.ranking_eval import RankingEvalCallback
+
+__all__ = ["RankingEvalCallback"]
