@@ -7,7 +7,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from gloss.errors import GlossError
+from gloss.errors import user_error
 from gloss.experiment import run_experiment
 
 
@@ -15,9 +15,13 @@ from gloss.experiment import run_experiment
 def main(cfg: DictConfig) -> float:
     try:
         summary = run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except GlossError as e:
-        logging.getLogger("gloss").error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:
+        if (err := user_error(e)) is None:
+            raise
+        for handler in logging.getLogger().handlers:  # into run.log; the console gets the one line below
+            if isinstance(handler, logging.FileHandler):
+                handler.emit(logging.LogRecord("gloss", logging.ERROR, __file__, 0, "%s", (err,), None))
+        print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     return summary["overall"][cfg.get("optimized_metric", "ndcg@5")]
 

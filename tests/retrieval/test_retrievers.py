@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gloss.retrieval import BM25Retriever, DenseRetriever
+
+CATALOG = ["Title: red lipstick matte", "Title: blue shampoo for curly hair", "Title: waterproof black mascara", "Title: vitamin c serum"]
+
+
+def test_bm25_stems_and_ranks():
+    r = BM25Retriever()
+    r.index(CATALOG)
+    ids, scores = r.search(["shampoos for curls", "mascaras waterproofing"], k=2)
+    assert ids[:, 0].tolist() == [1, 2]
+    assert scores[0, 0] > scores[0, 1]
+
+
+def test_bm25_no_overlap_is_no_hit():
+    r = BM25Retriever()
+    r.index(CATALOG)
+    ids, _ = r.search(["zzz qqq"], k=2)
+    assert ids.tolist() == [[-1, -1]]
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory) -> DenseRetriever:
+    cache = tmp_path_factory.mktemp("cache")
+    r = DenseRetriever(cache_dir=str(cache), batch_size=8)
+    try:
+        r.index(CATALOG)
+    except Exception as e:  # noqa: BLE001 - the encoder is an optional offline package
+        pytest.skip(f"all-MiniLM-L6-v2 not available offline: {e}")
+    return r
+
+
+def test_dense_finds_paraphrases(dense: DenseRetriever):
+    ids, scores = dense.search(["lip colour in red", "eyelash makeup that resists water"], k=1)
+    assert ids[:, 0].tolist() == [0, 2]
+    assert np.all(scores <= 1.0 + 1e-5)
+
+
+def test_dense_embeddings_are_cached_by_content(dense: DenseRetriever):
+    files = sorted((dense.cache_dir / "embeddings").glob("*.npy"))
+    dense.index(CATALOG)  # same texts: no new file
+    assert sorted((dense.cache_dir / "embeddings").glob("*.npy")) == files
+    dense.index(CATALOG[:3])
+    assert len(list((dense.cache_dir / "embeddings").glob("*.npy"))) == len(files) + 1
+    emb = np.load(files[0])
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
