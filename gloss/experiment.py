@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gloss.data import GlossData
 from gloss.eval import evaluate_ranking, metrics_summary, results_table, write_run_outputs
+from gloss.loggers import instantiate_loggers, log_results
 from gloss.models import Recommender, RunContext
 
 log = logging.getLogger("gloss")
@@ -44,15 +45,22 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log.info("dataset %s: %s", data.name, data.stats())
 
-    ctx = RunContext(run_dir=run_dir, trainer=cfg.get("trainer"), ckpt_path=cfg.get("ckpt_path"), seed=cfg.seed)
+    run_name = "-".join([data.name, model_name] + ([retriever_name] if retriever_name != "none" else []))
+    loggers = instantiate_loggers(cfg.get("logger"), run_dir, run_name)
+    ctx = RunContext(
+        run_dir=run_dir, trainer=cfg.get("trainer"), loggers=loggers, ckpt_path=cfg.get("ckpt_path"), seed=cfg.seed
+    )
     t0 = time.perf_counter()
     model.fit(data, ctx)
     log.info("fit: %.1fs", time.perf_counter() - t0)
 
-    ev, examples, targets, ranking = evaluate_split(model, data, "test", cfg.eval.k)
-    summary = metrics_summary(data.name, model_name, retriever_name, "test", ev)
-    user_ids = [data.split.user_ids[u] for u in examples[:, 0]]
-    write_run_outputs(run_dir, summary, ev, user_ids, targets, ranking.items, data.catalog.item_ids)
+    summaries = {}
+    for split in ("val", "test") if cfg.eval.get("val", False) else ("test",):  # test last: used below
+        ev, examples, targets, ranking = evaluate_split(model, data, split, cfg.eval.k)
+        summaries[split] = summary = metrics_summary(data.name, model_name, retriever_name, split, ev)
+        user_ids = [data.split.user_ids[u] for u in examples[:, 0]]
+        write_run_outputs(run_dir, summary, ev, user_ids, targets, ranking.items, data.catalog.item_ids)
+    log_results(loggers, cfg, summaries, run_dir, model, data, examples, ranking.items)
     print(f"\n{model_name} + {retriever_name} on {data.name} (test, {summary['n_users']} users)\n{results_table(summary)}")
     print(f"results: {run_dir}")
     return summary

@@ -44,6 +44,14 @@ class Recommender(ABC):
     @abstractmethod
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking: ...
 
+    def example_columns(self, histories: Sequence[np.ndarray]) -> list[dict[str, str]]:
+        """Optional model-specific columns for the examples table logged to W&B (a handful of test users).
+
+        One dict per history, column name -> text; a generator returns e.g. {"generated": "Title: a\nTitle: b"}.
+        The table always shows history, target, top-5 and the target's rank; the default adds nothing.
+        """
+        return [{} for _ in histories]
+
 
 def top_k_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None = None) -> Ranking:
     """Top-k over full-catalog scores [n, n_items]; with `histories`, seen items are excluded."""

@@ -1,0 +1,222 @@
+"""`python -m gloss.report <folder>`: every metrics.json below a folder -> the paper's results table and a segment plot.
+
+Rows are model (+retriever), columns dataset x {Recall@5, NDCG@5, Recall@10, NDCG@10}; per column the best value
+is bold and the second underlined. Writes report.md, report.csv and segments.png into the folder (or --out);
+`--split val` reads metrics_val.json instead (runs with eval.val=true) and writes report_val.md, ...
+When the same (model, retriever, dataset) was run more than once, the newest metrics.json wins and the report
+lists the runs it left out.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+from gloss.errors import GlossError  # noqa: E402
+
+COLUMNS = (("recall@5", "Recall@5"), ("ndcg@5", "NDCG@5"), ("recall@10", "Recall@10"), ("ndcg@10", "NDCG@10"))
+SEGMENTS = ("cold", "regular", "power")
+DATASET_ORDER = ("beauty", "toys", "sports")  # the paper's column order; other datasets follow by name
+MAX_VERTICAL = 8  # segment plot: up to this many models as vertical bars grouped by segment
+
+
+@dataclass
+class RunResult:
+    path: Path
+    summary: dict
+    mtime: float
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.summary["model"], self.summary["retriever"], self.summary["dataset"]
+
+    @property
+    def label(self) -> str:
+        return row_label(self.summary)
+
+
+def row_label(summary: dict) -> str:
+    """The row name: the model, plus its retriever when it has one."""
+    return summary["model"] if summary["retriever"] == "none" else f"{summary['model']}+{summary['retriever']}"
+
+
+def read_metrics(path: Path) -> RunResult:
+    try:
+        summary = json.loads(path.read_text())
+        missing = [k for k in ("dataset", "model", "retriever", "overall", "segments") if k not in summary]
+    except json.JSONDecodeError as e:
+        raise GlossError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+    if missing:
+        raise GlossError(f"{path}: not a gloss metrics.json (missing {', '.join(missing)})")
+    return RunResult(path, summary, path.stat().st_mtime)
+
+
+def metrics_file(split: str) -> str:
+    """metrics.json holds the test split, metrics_<split>.json any other (gloss.eval.write_run_outputs)."""
+    return "metrics.json" if split == "test" else f"metrics_{split}.json"
+
+
+def collect(folder: Path, split: str = "test") -> tuple[list[RunResult], list[str]]:
+    """Newest run per (model, retriever, dataset), and one note per older duplicate that was left out."""
+    newest: dict[tuple, RunResult] = {}
+    notes = []
+    for path in sorted(folder.rglob(metrics_file(split))):
+        run = read_metrics(path)
+        old = newest.get(run.key)
+        if old is not None:
+            keep, drop = (run, old) if run.mtime >= old.mtime else (old, run)
+            notes.append(f"{keep.label} on {keep.summary['dataset']}: kept {keep.path} (newest), left out {drop.path}")
+            run = keep
+        newest[run.key] = run
+    return sorted(newest.values(), key=lambda r: (r.label, dataset_rank(r.summary["dataset"]))), notes
+
+
+def dataset_rank(name: str) -> tuple[int, str]:
+    return (DATASET_ORDER.index(name) if name in DATASET_ORDER else len(DATASET_ORDER), name)
+
+
+def results_grid(runs: list[RunResult]) -> tuple[list[str], list[tuple[str, str]], dict[str, dict]]:
+    """(row labels, columns as (dataset, metric), {label: {(dataset, metric): value}})."""
+    datasets = sorted({r.summary["dataset"] for r in runs}, key=dataset_rank)
+    labels = list(dict.fromkeys(r.label for r in runs))
+    columns = [(d, m) for d in datasets for m, _ in COLUMNS]
+    values: dict[str, dict] = {label: {} for label in labels}
+    for r in runs:
+        for m, _ in COLUMNS:
+            values[r.label][(r.summary["dataset"], m)] = float(r.summary["overall"][m])
+    return labels, columns, values
+
+
+def highlight(column: list[float | None]) -> list[str]:
+    """Four decimals; the best value bold, the second best underlined (ties share the mark)."""
+    distinct = sorted({round(v, 4) for v in column if v is not None}, reverse=True)
+    out = []
+    for v in column:
+        if v is None:
+            out.append("–")
+            continue
+        text = f"{v:.4f}"
+        if round(v, 4) == distinct[0]:
+            text = f"**{text}**"
+        elif len(distinct) > 1 and round(v, 4) == distinct[1]:
+            text = f"<u>{text}</u>"
+        out.append(text)
+    return out
+
+
+def markdown_table(runs: list[RunResult]) -> str:
+    labels, columns, values = results_grid(runs)
+    names = dict(COLUMNS)
+    cells = {col: highlight([values[label].get(col) for label in labels]) for col in columns}
+    lines = [
+        "| model | " + " | ".join(f"{d} {names[m]}" for d, m in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for i, label in enumerate(labels):
+        lines.append(f"| {label} | " + " | ".join(cells[col][i] for col in columns) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(runs: list[RunResult], path: Path) -> None:
+    labels, columns, values = results_grid(runs)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model"] + [f"{d}/{m}" for d, m in columns])
+        for label in labels:
+            w.writerow([label] + ["" if values[label].get(c) is None else f"{values[label][c]:.6f}" for c in columns])
+
+
+def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -> None:
+    """Grouped bars, one panel per dataset. Up to MAX_VERTICAL models: a group per user segment and a bar per model,
+    so models compare within a segment; more models: horizontal, a group per model and a bar per segment."""
+    datasets = sorted({s["dataset"] for s in summaries}, key=dataset_rank)
+    labels = list(dict.fromkeys(row_label(s) for s in summaries))
+    by_model = len(labels) > MAX_VERTICAL
+    groups, bars = (labels, SEGMENTS) if by_model else (SEGMENTS, labels)
+    width = 0.8 / len(bars)
+    size = (9.0, 1.2 + 0.55 * len(labels)) if by_model else (max(4.5, 1.2 + 0.45 * len(labels) * len(SEGMENTS)), 4.2)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(size[0] * len(datasets), size[1]), squeeze=False)
+    colors = plt.get_cmap("tab10").colors
+    metric_name = metric.replace("recall", "Recall").replace("ndcg", "NDCG")
+    legend: dict[str, object] = {}
+    for ax, dataset in zip(axes[0], datasets):
+        by_label = {row_label(s): s for s in summaries if s["dataset"] == dataset}
+        n_users = next(iter(by_label.values()))["segments"]
+        segment_names = {seg: f"{seg}\n(n={n_users.get(seg, {}).get('n_users', 0):,})" for seg in SEGMENTS}
+
+        def value(label: str, seg: str) -> float:
+            return by_label[label]["segments"].get(seg, {}).get(metric, float("nan")) if label in by_label else float("nan")
+
+        for i, bar in enumerate(bars):
+            offsets = [j + (i - (len(bars) - 1) / 2) * width for j in range(len(groups))]
+            values = [value(g, bar) if by_model else value(bar, g) for g in groups]
+            draw = ax.barh if by_model else ax.bar
+            handle = draw(offsets, values, width, label=segment_names[bar].replace("\n", " ") if by_model else bar,
+                          color=colors[i % len(colors)])  # fmt: skip
+            legend.setdefault(bar, handle)
+        ticks = (ax.set_yticks, ax.set_yticklabels) if by_model else (ax.set_xticks, ax.set_xticklabels)
+        ticks[0](range(len(groups)))
+        ticks[1](groups if by_model else [segment_names[g] for g in groups])
+        (ax.set_xlabel if by_model else ax.set_ylabel)(metric_name)
+        (ax.set_ylabel if by_model else ax.set_xlabel)("model" if by_model else "user segment (by sequence length)")
+        ax.set_title(f"{dataset}: {metric_name} by user segment")
+        ax.grid(axis="x" if by_model else "y", alpha=0.3)
+        ax.set_axisbelow(True)
+        if by_model:
+            ax.invert_yaxis()  # first row of the table on top
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    if not by_model:
+        fig.legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def write_report(folder: Path, out: Path | None = None, split: str = "test") -> tuple[str, list[str]]:
+    """Write report.md, report.csv and segments.png (report_val.md, ... for split=val); returns (markdown, notes)."""
+    if not folder.is_dir():
+        raise GlossError(f"{folder} is not a folder")
+    runs, notes = collect(folder, split)
+    if not runs:
+        raise GlossError(f"no {metrics_file(split)} below {folder}")
+    out = out or folder
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if split == "test" else f"_{split}"
+    md = [f"# Results below {folder}", "", f"{split} split, full-catalog ranking; best per column **bold**, second <u>underlined</u>.", ""]
+    md += [markdown_table(runs), "", f"![Recall@5 by user segment](segments{suffix}.png)", ""]
+    if notes:
+        md += ["Duplicate runs (newest kept):", ""] + [f"- {n}" for n in notes] + [""]
+    text = "\n".join(md)
+    (out / f"report{suffix}.md").write_text(text)
+    write_csv(runs, out / f"report{suffix}.csv")
+    plot_segments([r.summary for r in runs], out / f"segments{suffix}.png")
+    return text, notes
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gloss.report", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="searched recursively for metrics.json (e.g. outputs/multirun/<date>)")
+    parser.add_argument("--out", type=Path, default=None, help="where report.md/.csv and segments.png go (default: folder)")
+    parser.add_argument("--split", default="test", help="test (metrics.json) or val (metrics_val.json, runs with eval.val=true)")
+    args = parser.parse_args(argv)
+    try:
+        text, _ = write_report(args.folder, args.out, args.split)
+    except GlossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(text)
+    suffix = "" if args.split == "test" else f"_{args.split}"
+    print(f"wrote {(args.out or args.folder) / f'report{suffix}.md'}, report{suffix}.csv, segments{suffix}.png")
+
+
+if __name__ == "__main__":
+    main()

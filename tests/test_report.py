@@ -1,0 +1,111 @@
+"""gloss.report: rows, highlighting, duplicates (newest wins), CSV and the segment plot, from synthetic metrics.json files."""
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gloss.report import main, write_report
+
+KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
+
+
+def write_metrics(folder: Path, dataset: str, model: str, retriever: str, r5: float, mtime: float | None = None) -> Path:
+    def block(scale: float) -> dict:
+        return {"recall@5": r5 * scale, "ndcg@5": r5 * scale / 2, "recall@10": r5 * scale * 1.5, "ndcg@10": r5 * scale * 0.6, "mrr": r5 / 3}
+
+    summary = {
+        "dataset": dataset,
+        "model": model,
+        "retriever": retriever,
+        "split": "test",
+        "n_users": 100,
+        "overall": block(1.0),
+        "segments": {s: {**block(f), "n_users": n} for s, f, n in (("cold", 0.8, 30), ("regular", 1.0, 60), ("power", 1.4, 10))},
+    }
+    folder.mkdir(parents=True)
+    path = folder / "metrics.json"
+    path.write_text(json.dumps(summary))
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    root = tmp_path / "multirun"
+    write_metrics(root / "0_lis_dense", "beauty", "lis", "dense", 0.038)
+    write_metrics(root / "1_lis_bm25", "beauty", "lis", "bm25", 0.044)
+    write_metrics(root / "2_cooc", "beauty", "cooc", "none", 0.069)
+    write_metrics(root / "3_pop", "beauty", "popularity", "none", 0.005)
+    write_metrics(root / "4_cooc_old", "beauty", "cooc", "none", 0.010, mtime=1_000_000)  # older duplicate: left out
+    write_metrics(root / "5_lis_dense_toys", "toys", "lis", "dense", 0.050)
+    return root
+
+
+def table_rows(md: str) -> dict[str, list[str]]:
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| ")]
+    return {cells[0]: cells[1:] for cells in rows if cells[0] != "model"}  # the header row is "| model | ..."
+
+
+def test_table_rows_highlight_and_duplicates(sweep: Path):
+    md, notes = write_report(sweep)
+    rows = table_rows(md)
+    assert set(rows) == {"lis+dense", "lis+bm25", "cooc", "popularity"}  # retriever "none" -> just the model name
+    header = next(line for line in md.splitlines() if line.startswith("| model"))
+    assert "beauty Recall@5" in header and "toys NDCG@10" in header
+    assert header.index("beauty") < header.index("toys")  # the paper's dataset order
+    beauty_r5 = {label: cells[0] for label, cells in rows.items()}
+    assert beauty_r5["cooc"] == "**0.0690**"  # the newer cooc run, bold as best
+    assert beauty_r5["lis+bm25"] == "<u>0.0440</u>"  # second best underlined
+    assert beauty_r5["lis+dense"] == "0.0380" and beauty_r5["popularity"] == "0.0050"
+    assert rows["cooc"][4] == "–"  # cooc has no toys run
+    assert rows["lis+dense"][4] == "**0.0500**"  # sole value in its column is the best
+    assert len(notes) == 1 and "4_cooc_old" in notes[0] and "left out" in notes[0]
+    assert "Duplicate runs" in (sweep / "report.md").read_text()
+
+
+def test_csv_and_plot(sweep: Path):
+    write_report(sweep)
+    with open(sweep / "report.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["model"] for r in table] == ["cooc", "lis+bm25", "lis+dense", "popularity"]
+    assert float(next(r for r in table if r["model"] == "cooc")["beauty/recall@5"]) == pytest.approx(0.069)
+    assert next(r for r in table if r["model"] == "cooc")["toys/recall@5"] == ""
+    png = (sweep / "segments.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_cli_out_folder_and_errors(sweep: Path, tmp_path: Path, capsys):
+    main([str(sweep), "--out", str(tmp_path / "report")])
+    assert (tmp_path / "report" / "report.md").is_file() and (tmp_path / "report" / "segments.png").is_file()
+    assert "lis+bm25" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "empty")])
+    assert e.value.code == 2
+    (sweep / "bad").mkdir()
+    (sweep / "bad" / "metrics.json").write_text("{\n  oops")
+    with pytest.raises(SystemExit):
+        main([str(sweep)])
+    assert "bad/metrics.json:2" in capsys.readouterr().err
+
+
+def test_val_split_reads_metrics_val(sweep: Path):
+    for sub in ("0_lis_dense", "2_cooc"):
+        summary = json.loads((sweep / sub / "metrics.json").read_text())
+        summary.update(split="val", overall={k: v / 2 for k, v in summary["overall"].items()})
+        (sweep / sub / "metrics_val.json").write_text(json.dumps(summary))
+    md, _ = write_report(sweep, split="val")
+    assert set(table_rows(md)) == {"lis+dense", "cooc"}
+    assert table_rows(md)["cooc"][0] == "**0.0345**"
+    assert (sweep / "report_val.csv").is_file() and (sweep / "segments_val.png").is_file()
+
+
+def test_many_models_plot_horizontally(tmp_path: Path):
+    for i in range(10):  # more than MAX_VERTICAL models: one bar group per model
+        write_metrics(tmp_path / f"run{i}", "beauty", f"model{i}", "bm25", 0.01 * (i + 1))
+    md, notes = write_report(tmp_path)
+    assert len(table_rows(md)) == 10 and not notes
+    assert table_rows(md)["model9+bm25"][0] == "**0.1000**" and table_rows(md)["model8+bm25"][0] == "<u>0.0900</u>"
+    assert (tmp_path / "segments.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
