@@ -171,6 +171,7 @@ def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -
         ax.grid(axis="x" if by_model else "y", alpha=0.3)
         ax.set_axisbelow(True)
         if by_model:
+            ax.margins(y=0.5 / len(groups))
             ax.invert_yaxis()  # first row of the table on top
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     if not by_model:

@@ -1,16 +1,23 @@
 """logger=wandb, offline by default: a run leaves <run>/wandb/offline-run-*/ with the config, the metrics and the
-segment plot (what `wandb sync` uploads); logger=csv records the test metrics. Tiny synthetic data, no network."""
+segment plot (what `wandb sync` uploads); a trained model's curves and the results reach W&B and CSV together.
+Tiny synthetic data, no network."""
+import csv
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from gloss.experiment import run_experiment
+from gloss.models.base import RunContext, ScoringRecommender
 
 REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -70,18 +77,62 @@ def test_wandb_offline_run_folder(tiny: dict, tmp_path: Path):
         assert key in record, key
 
 
-def test_csv_logger_gets_val_and_test_metrics(tiny: dict, tmp_path: Path):
+class TrainedPopularity(ScoringRecommender):
+    """A minimal trained model: item logits fit to the training targets with a Lightning Trainer built from
+    ctx.trainer and ctx.loggers, as every trained gloss model does (importable by Hydra as test_wandb_offline.*)."""
+
+    name = "trained_pop"
+
+    def fit(self, data, ctx: RunContext) -> None:
+        ex = data.split.examples("train")
+        targets = torch.as_tensor(data.split.targets(ex))
+        self.module = ItemLogits(len(data.catalog))
+        loader = torch.utils.data.DataLoader(targets, batch_size=8)
+        trainer = instantiate(ctx.trainer, logger=ctx.loggers or False, max_steps=4, log_every_n_steps=1,
+                              enable_checkpointing=False, enable_progress_bar=False, default_root_dir=str(ctx.run_dir))  # fmt: skip
+        trainer.fit(self.module, loader)
+
+    def score(self, histories):
+        return self.module.logits.detach().numpy()[None].repeat(len(histories), 0)
+
+
+class ItemLogits(L.LightningModule):
+    def __init__(self, n_items: int):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.zeros(n_items))
+
+    def training_step(self, targets, _):
+        loss = torch.nn.functional.cross_entropy(self.logits.expand(len(targets), -1), targets)
+        self.log("train/loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1.0)
+
+
+def test_trained_model_logs_curves_and_results_to_wandb_and_csv(tiny: dict, tmp_path: Path):
+    logger = OmegaConf.create({"wandb": OmegaConf.load(REPO / "conf/logger/wandb.yaml"), "csv": OmegaConf.load(REPO / "conf/logger/csv.yaml")})
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        overrides = [f"paths.data_dir={tiny['GLOSS_DATA_DIR']}", f"paths.cache_dir={tiny['GLOSS_CACHE_DIR']}"]
-        cfg = compose("config", overrides=overrides + ["dataset.name=tiny", "model=cooc", "logger=csv", "model_name=cooc", "eval.val=true"])
-    (tmp_path / "run").mkdir()  # Hydra creates the run folder before the job starts
-    summary = run_experiment(cfg, tmp_path / "run")
-    csv_files = list((tmp_path / "run" / "csv").rglob("metrics.csv"))
-    assert len(csv_files) == 1
-    header, row = csv_files[0].read_text().splitlines()[:2]
-    values = dict(zip(header.split(","), row.split(",")))
-    assert float(values["test/recall@5"]) == pytest.approx(summary["overall"]["recall@5"])
-    assert float(values["test/power/n_users"]) == summary["segments"]["power"]["n_users"]
-    val = json.loads((tmp_path / "run" / "metrics_val.json").read_text())
-    assert val["split"] == "val" and val["n_users"] < summary["n_users"]
-    assert float(values["val/ndcg@5"]) == pytest.approx(val["overall"]["ndcg@5"])
+        overrides = [f"paths.data_dir={tiny['GLOSS_DATA_DIR']}", f"paths.cache_dir={tiny['GLOSS_CACHE_DIR']}", "dataset.name=tiny"]
+        cfg = compose("config", overrides=overrides + ["model_name=trained_pop", "eval.val=true", "logger=none"])
+    cfg.model = {"_target_": f"{__name__}.TrainedPopularity"}
+    cfg.logger = logger  # a mapping of logger nodes: both trackers at once
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()  # Hydra creates the run folder before the job starts
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in tiny.items():
+            mp.setenv(k, v)
+        summary = run_experiment(cfg, run_dir)
+
+    rows = list(csv.DictReader(open(next((run_dir / "csv").rglob("metrics.csv")))))
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert len(losses) == 4 and all(np.isfinite(losses))  # the training curve: one point per step
+    final = next(r for r in rows if r.get("test/recall@5"))
+    assert float(final["test/recall@5"]) == pytest.approx(summary["overall"]["recall@5"])
+    assert float(final["test/power/n_users"]) == summary["segments"]["power"]["n_users"]
+    val = json.loads((run_dir / "metrics_val.json").read_text())
+    assert val["split"] == "val" and float(final["val/ndcg@5"]) == pytest.approx(val["overall"]["ndcg@5"])
+
+    record = next((run_dir / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
+    for key in (b"train/loss", b"test/recall@5", b"val/ndcg@5"):  # curves and results in the same W&B run
+        assert key in record, key
