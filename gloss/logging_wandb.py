@@ -45,7 +45,7 @@ def example_table(
                 "\n".join(titles[i] for i in h[-HISTORY_SHOWN:]),
                 titles[target],
                 "\n".join(titles[i] for i in ranked[:5] if i >= 0),
-                int(hits[0]) + 1 if len(hits) else "not in list",
+                str(hits[0] + 1) if len(hits) else f"not in top {items.shape[1]}",  # text: one column type
             ]
             + [extra[j].get(name, "") for name in extra_names]
         )
@@ -53,7 +53,7 @@ def example_table(
 
 
 def finish_wandb_run(
-    run: wandb.sdk.wandb_run.Run,
+    run: "wandb.Run",
     summary: dict,
     run_dir: Path,
     model: Recommender,
@@ -61,6 +61,9 @@ def finish_wandb_run(
     examples: np.ndarray,
     items: np.ndarray,
 ) -> None:
+    """Log the test segment plot, the examples table and the result files, then close the run."""
+    if run.settings.mode == "disabled":  # logger.mode=disabled: W&B calls are no-ops, nothing to write
+        return
     plot = run_dir / "segments.png"
     plot_segments([summary], plot)
     run.log({"test/segments": wandb.Image(str(plot)), "test/examples": example_table(model, data, examples, items)})
