@@ -69,6 +69,8 @@ def collect(folder: Path, split: str = "test") -> tuple[list[RunResult], list[st
     newest: dict[tuple, RunResult] = {}
     notes = []
     for path in sorted(folder.rglob(metrics_file(split))):
+        if "wandb" in path.relative_to(folder).parts[:-1]:
+            continue  # logger=wandb keeps a copy of the run's files in <run>/wandb/offline-run-*/files/
         run = read_metrics(path)
         old = newest.get(run.key)
         if old is not None:

@@ -41,6 +41,7 @@ def sweep(tmp_path: Path) -> Path:
     write_metrics(root / "3_pop", "beauty", "popularity", "none", 0.005)
     write_metrics(root / "4_cooc_old", "beauty", "cooc", "none", 0.010, mtime=1_000_000)  # older duplicate: left out
     write_metrics(root / "5_lis_dense_toys", "toys", "lis", "dense", 0.050)
+    write_metrics(root / "1_lis_bm25" / "wandb" / "offline-run-x" / "files", "beauty", "lis", "bm25", 0.9)  # W&B's copy: ignored
     return root
 
 
