@@ -23,28 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def write_tiny_dataset(root: Path, n_users: int = 60, n_items: int = 40, seed: int = 0) -> None:
-    """The offline format: amazon2014/tiny/user_sequence.txt + item_titles.tsv."""
-    rng = np.random.default_rng(seed)
-    folder = root / "amazon2014" / "tiny"
-    folder.mkdir(parents=True)
-    kinds, colors = ["lipstick", "nail polish", "shampoo", "face cream"], ["red", "blue", "green", "pink", "black"]
-    titles = [f"Brand{i % 7} {colors[i % 5]} {kinds[i % 4]} no {i}" for i in range(n_items)]
-    (folder / "item_titles.tsv").write_text("asin\ttitle\n" + "".join(f"I{i:03d}\t{t}\n" for i, t in enumerate(titles)))
-    lines = []
-    for u in range(n_users):
-        start = rng.integers(n_items)
-        seq = [(start + step * rng.integers(1, 3)) % n_items for step in range(rng.integers(3, 12))]
-        lines.append(f"U{u:03d} " + " ".join(f"I{i:03d}" for i in seq))
-    (folder / "user_sequence.txt").write_text("\n".join(lines) + "\n")
-
-
 @pytest.fixture
-def tiny(tmp_path: Path) -> dict:
-    write_tiny_dataset(tmp_path / "data")
+def tiny(tiny_root: Path, tmp_path: Path) -> dict:
+    """Environment for a run on conftest's tiny dataset, with W&B's own folders kept inside tmp_path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}  # the config's default mode must hold
     env.update(
-        GLOSS_DATA_DIR=str(tmp_path / "data"),
+        GLOSS_DATA_DIR=str(tiny_root),
         GLOSS_CACHE_DIR=str(tmp_path / "cache"),
         OMP_NUM_THREADS="1",
         WANDB_CONFIG_DIR=str(tmp_path / "wandb_config"),
