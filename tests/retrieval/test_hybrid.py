@@ -76,3 +76,11 @@ def test_config_composes_dense_and_bm25():
     assert isinstance(retriever, HybridRetriever)
     assert isinstance(retriever.dense, DenseRetriever) and isinstance(retriever.sparse, BM25Retriever)
     assert retriever.weights == [0.5, 2.0]
+
+
+def test_config_swaps_the_dense_side():
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("config", overrides=["retriever=hybrid", "retriever@retriever.dense=e5_small", "paths.cache_dir=/tmp/unused"])
+    assert cfg.retriever.dense.encoder == "intfloat/e5-small-v2" and cfg.retriever.dense.query_prefix == "query: "
+    assert cfg.retriever.sparse._target_.endswith("BM25Retriever")
