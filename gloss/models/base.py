@@ -47,7 +47,7 @@ class Recommender(ABC):
     def example_columns(self, histories: Sequence[np.ndarray]) -> list[dict[str, str]]:
         """Optional model-specific columns for the examples table logged to W&B (a handful of test users).
 
-        One dict per history, column name -> text; a generator returns e.g. {"generated": "Title: a\nTitle: b"}.
+        One dict per history, column name -> text; a generator returns e.g. {"generated": "Title: a\\nTitle: b"}.
         The table always shows history, target, top-5 and the target's rank; the default adds nothing.
         """
         return [{} for _ in histories]

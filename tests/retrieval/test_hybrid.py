@@ -1,9 +1,10 @@
 """HybridRetriever: weighted RRF of two retrievers, checked against the formula; config composes nested _target_s."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from pathlib import Path
 
 from gloss.errors import GlossError
 from gloss.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
