@@ -1,0 +1,125 @@
+"""Shared machinery of the ID-based sequential models (SASRec, BERT4Rec, GRU4Rec).
+
+An `IDSequentialRecommender` is both a `Recommender` (score the whole catalog from the last position)
+and a LightningModule. `fit` builds the network for the catalog, trains it with a Lightning Trainer
+made from the run's trainer config, monitors `val/ndcg@5` on the validation users
+(`RankingEvalCallback`) for checkpointing and early stopping, and reloads the best checkpoint.
+Subclasses define `build`, `training_loss` and `next_item_logits`.
+"""
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from gloss.callbacks import RankingEvalCallback
+from gloss.data import GlossData
+from gloss.data.sequence_datamodule import SequenceDataModule, left_pad, trim_padding
+from gloss.errors import GlossError
+from gloss.models.base import RunContext, ScoringRecommender
+
+log = logging.getLogger(__name__)
+MONITOR = "val/ndcg@5"
+DEFAULT_TRAINER = {"_target_": "lightning.Trainer", "accelerator": "auto", "devices": 1}
+
+
+class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
+    def __init__(
+        self,
+        max_len: int = 50,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        max_epochs: int | None = None,
+        patience: int = 10,
+        val_max_users: int | None = None,
+        exclude_seen: bool = False,
+    ):
+        L.LightningModule.__init__(self)
+        self.max_len, self.train_batch_size, self.lr, self.weight_decay = max_len, batch_size, lr, weight_decay
+        self.max_epochs, self.patience, self.val_max_users = max_epochs, patience, val_max_users
+        self.exclude_seen = exclude_seen
+        self.n_items = 0
+
+    # --- what a model defines ---------------------------------------------------------------------
+    @abstractmethod
+    def build(self, n_items: int) -> None:
+        """Create the layers for a catalog of `n_items` (ids 1..n_items, 0 = padding)."""
+
+    @abstractmethod
+    def training_loss(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Loss on a batch of left-padded training sequences [B, <= max_len + 1]."""
+
+    @abstractmethod
+    def next_item_logits(self, history: torch.Tensor) -> torch.Tensor:
+        """[B, n_items] scores (column j = catalog index j) of the next item after left-padded histories [B, <= max_len]."""
+
+    # --- Lightning ----------------------------------------------------------------------------------
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.training_loss(trim_padding(batch[0]))
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        tokens = trim_padding(batch[0])
+        loss = F.cross_entropy(self.next_item_logits(tokens[:, :-1]).float(), tokens[:, -1] - 1)
+        self.log("val/loss", loss, prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    # --- Recommender ----------------------------------------------------------------------------------
+    def fit(self, data: GlossData, ctx: RunContext) -> None:
+        L.seed_everything(ctx.seed, workers=True)
+        self.n_items = len(data.catalog)
+        self.build(self.n_items)
+        datamodule = SequenceDataModule(data, self.max_len, self.train_batch_size, ctx.seed)
+        checkpoint = ModelCheckpoint(
+            dirpath=Path(ctx.run_dir) / "checkpoints", filename="best-{epoch}", monitor=MONITOR, mode="max", save_last=True
+        )
+        callbacks = [
+            RankingEvalCallback(self, data, k=10, max_users=self.val_max_users, seed=ctx.seed),
+            checkpoint,
+            EarlyStopping(monitor=MONITOR, mode="max", patience=self.patience),
+        ]
+        trainer = make_trainer(ctx, callbacks, self.max_epochs)
+        trainer.fit(self, datamodule=datamodule, ckpt_path=resolve_ckpt_path(ctx))
+        if checkpoint.best_model_path:  # none under fast_dev_run: keep the last weights
+            state = torch.load(checkpoint.best_model_path, map_location=self.device, weights_only=False)
+            self.load_state_dict(state["state_dict"])
+            log.info("best checkpoint %s (%s=%.4f)", checkpoint.best_model_path, MONITOR, checkpoint.best_model_score)
+        self.eval()
+
+    @torch.no_grad()
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        self.eval()
+        history = trim_padding(left_pad(histories, self.max_len)).to(self.device)
+        return self.next_item_logits(history).float().cpu().numpy()
+
+
+def make_trainer(ctx: RunContext, callbacks: list, max_epochs: int | None) -> L.Trainer:
+    """The run's Trainer config (or an `accelerator=auto` default), with our callbacks and the model's epoch budget."""
+    cfg = ctx.trainer if ctx.trainer is not None else DEFAULT_TRAINER
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg))
+    if max_epochs is not None:  # ID models need many more epochs than the trainer default
+        cfg.max_epochs = max_epochs
+    return instantiate(cfg, callbacks=callbacks, logger=ctx.loggers or False, default_root_dir=str(ctx.run_dir))
+
+
+def resolve_ckpt_path(ctx: RunContext) -> str | None:
+    """`last` = this run folder's checkpoints/last.ckpt (resume); any other value is a checkpoint path."""
+    if ctx.ckpt_path is None:
+        return None
+    path = Path(ctx.run_dir) / "checkpoints" / "last.ckpt" if ctx.ckpt_path == "last" else Path(ctx.ckpt_path)
+    if not path.is_file():
+        raise GlossError(f"ckpt_path={ctx.ckpt_path}: no checkpoint at {path} (to resume, run with hydra.run.dir=<old run folder>)")
+    return str(path)

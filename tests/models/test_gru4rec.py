@@ -1,0 +1,16 @@
+from gloss.models.gru4rec import GRU4Rec
+from tests.models.id_helpers import assert_padding_invariant, assert_scores_catalog, built, compose_model, fit_model, recall_at_5
+
+
+def test_padding_and_catalog_scores():
+    model = built(GRU4Rec(max_len=12, hidden=16))
+    assert_padding_invariant(model)
+    assert_scores_catalog(model)
+
+
+def test_learns_deterministic_next_item_rule(rule, tmp_path):
+    cfg = compose_model(
+        "gru4rec", "model.hidden=32", "model.dropout=0.1", "model.max_len=10", "model.batch_size=32",
+        "model.lr=5e-3", "model.max_epochs=8", "model.patience=50",
+    )
+    assert recall_at_5(fit_model(cfg, rule, tmp_path), rule) >= 0.95

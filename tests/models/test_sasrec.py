@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+
+from gloss.data.sequence_datamodule import LengthBucketSampler, SequenceDataModule, left_pad, trim_padding
+from gloss.errors import GlossError
+from gloss.models.sasrec import SASRec
+from tests.models.id_helpers import (
+    assert_padding_invariant, assert_scores_catalog, built, compose_model, fit_model, random_history, recall_at_5,
+)
+
+
+def test_causal_masking_future_items_never_change_earlier_positions():
+    model = built(SASRec(max_len=10, blocks=2, heads=2, hidden=16))
+    ids = random_history(model.n_items, 10)
+    perturbed = ids.clone()
+    perturbed[0, 6:] = torch.tensor([1, 2, 3, 4])
+    with torch.no_grad():
+        before, after = model.encoder(ids), model.encoder(perturbed)
+    torch.testing.assert_close(before[:, :6], after[:, :6])
+    assert not torch.allclose(before[:, 6:], after[:, 6:])  # the perturbation is visible where it should be
+
+
+def test_padding_and_catalog_scores():
+    model = built(SASRec(max_len=12, hidden=16))
+    assert_padding_invariant(model)
+    assert_scores_catalog(model)
+
+
+def test_datamodule_left_pads_ids_and_keeps_val_out_of_training(rule):
+    assert left_pad([np.array([4, 0])], 4).tolist() == [[0, 0, 5, 1]]  # id = index + 1, 0 = padding
+    dm = SequenceDataModule(rule, max_len=5, batch_size=8)
+    train = rule.split.train_sequences()
+    assert dm.train_tokens.shape == (len(rule.split.sequences), 6)
+    for row, s in zip(dm.train_tokens, train):
+        assert row[row != 0].tolist() == (s[-6:] + 1).tolist()
+    val_targets = rule.split.targets(rule.split.val_examples())
+    assert (dm.val_tokens[:, -1] - 1).tolist() == val_targets.tolist()
+
+
+def test_length_buckets_cover_every_row_once_and_trimming_keeps_real_items():
+    lengths = torch.from_numpy(np.random.default_rng(0).integers(1, 40, 1000))
+    sampler = LengthBucketSampler(lengths, batch_size=32, seed=0, pool=4)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert list(sampler) != batches  # reshuffled each epoch
+    ids = left_pad([np.array([3, 4]), np.array([5])], 6)
+    assert trim_padding(ids).tolist() == [[4, 5], [0, 6]]
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_learns_deterministic_next_item_rule(rule, tmp_path, loss):
+    cfg = compose_model(
+        "sasrec", f"model.loss={loss}", "model.hidden=32", "model.dropout=0.1", "model.max_len=10",
+        "model.batch_size=32", "model.lr=5e-3", f"model.max_epochs={8 if loss == 'ce' else 15}", "model.patience=50",
+    )
+    model = fit_model(cfg, rule, tmp_path)
+    assert recall_at_5(model, rule) >= 0.95
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_resume_from_last_continues_step_count(rule, tmp_path):
+    overrides = ["model.hidden=16", "model.max_len=10", "model.batch_size=64", "model.patience=50"]
+    fit_model(compose_model("sasrec", *overrides, "model.max_epochs=1"), rule, tmp_path)
+    first = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    fit_model(compose_model("sasrec", *overrides, "model.max_epochs=2"), rule, tmp_path, ckpt_path="last")
+    second = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert first > 0 and second == 2 * first
+
+
+def test_missing_checkpoint_is_a_clear_error(rule, tmp_path):
+    cfg = compose_model("sasrec", "model.hidden=8", "model.max_len=5")
+    with pytest.raises(GlossError, match="no checkpoint"):
+        fit_model(cfg, rule, tmp_path, ckpt_path="last")
+
+
+def test_bad_loss_name_is_rejected():
+    with pytest.raises(ValueError, match="model.loss"):
+        SASRec(loss="bpr")
+
+
+def test_debug_fast_config_smoke_runs(rule, tmp_path):
+    model = fit_model(compose_model("sasrec", "debug=fast", "model.hidden=8", "model.max_len=5"), rule, tmp_path)
+    assert model.score([np.array([1, 2])]).shape == (1, len(rule.catalog))
