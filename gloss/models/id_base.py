@@ -41,7 +41,7 @@ class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         max_epochs: int | None = None,
-        patience: int = 10,
+        patience: int = 5,
         val_max_users: int | None = None,
         exclude_seen: bool = False,
     ):

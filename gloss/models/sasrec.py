@@ -17,7 +17,7 @@ from gloss.models.transformer import Encoder
 class SASRec(IDSequentialRecommender):
     name = "sasrec"
 
-    def __init__(self, hidden: int = 64, blocks: int = 2, heads: int = 1, dropout: float = 0.5, loss: str = "ce", **kwargs):
+    def __init__(self, hidden: int = 64, blocks: int = 2, heads: int = 1, dropout: float = 0.2, loss: str = "ce", **kwargs):
         super().__init__(**kwargs)
         if loss not in ("ce", "bce"):
             raise ValueError(f"model.loss must be 'ce' or 'bce', got {loss!r}")
