@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from gloss.callbacks import RankingEvalCallback
@@ -113,9 +112,7 @@ def make_trainer(ctx: RunContext, callbacks: list, max_epochs: int | None) -> L.
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg))
     if max_epochs is not None:  # ID models need many more epochs than the trainer default
         cfg.max_epochs = max_epochs
-    # without a configured tracker, per-epoch losses and val metrics still land in <run_dir>/train_log/metrics.csv
-    loggers = ctx.loggers or [CSVLogger(ctx.run_dir, name="train_log", version="")]
-    return instantiate(cfg, callbacks=callbacks, logger=loggers, default_root_dir=str(ctx.run_dir))
+    return instantiate(cfg, callbacks=callbacks, logger=ctx.loggers or False, default_root_dir=str(ctx.run_dir))
 
 
 def resolve_ckpt_path(ctx: RunContext) -> str | None:
