@@ -83,12 +83,13 @@ class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
         self.n_items = len(data.catalog)
         self.build(self.n_items)
         datamodule = SequenceDataModule(data, self.max_len, self.train_batch_size, ctx.seed)
-        checkpoint = ModelCheckpoint(
-            dirpath=Path(ctx.run_dir) / "checkpoints", filename="best-{epoch}", monitor=MONITOR, mode="max", save_last=True
-        )
+        folder = Path(ctx.run_dir) / "checkpoints"
+        checkpoint = ModelCheckpoint(dirpath=folder, filename="best-{epoch}", monitor=MONITOR, mode="max")
         callbacks = [
             RankingEvalCallback(self, data, k=10, max_users=self.val_max_users, seed=ctx.seed),
             checkpoint,
+            # every epoch, what ckpt_path=last resumes (a monitored ModelCheckpoint's save_last only saves on improvement)
+            ModelCheckpoint(dirpath=folder, filename="last", enable_version_counter=False),
             EarlyStopping(monitor=MONITOR, mode="max", patience=self.patience),
         ]
         trainer = make_trainer(ctx, callbacks, self.max_epochs)

@@ -60,13 +60,15 @@ def test_learns_deterministic_next_item_rule(rule, tmp_path, loss):
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_resume_from_last_continues_step_count(rule, tmp_path):
-    overrides = ["model.hidden=16", "model.max_len=10", "model.batch_size=64", "model.patience=50"]
-    fit_model(compose_model("sasrec", *overrides, "model.max_epochs=1"), rule, tmp_path)
-    first = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
-    fit_model(compose_model("sasrec", *overrides, "model.max_epochs=2"), rule, tmp_path, ckpt_path="last")
-    second = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
-    assert first > 0 and second == 2 * first
+def test_last_checkpoint_is_every_epoch_and_resume_continues_step_count(rule, tmp_path):
+    # lr=0: val/ndcg@5 never improves after epoch 0, so "last" must not depend on improvements
+    overrides = ["model.hidden=16", "model.max_len=10", "model.batch_size=64", "model.patience=50", "model.lr=0"]
+    steps_per_epoch = len(SequenceDataModule(rule, max_len=10, batch_size=64).train_dataloader())
+    fit_model(compose_model("sasrec", *overrides, "model.max_epochs=2"), rule, tmp_path)
+    first = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert first["global_step"] == 2 * steps_per_epoch
+    fit_model(compose_model("sasrec", *overrides, "model.max_epochs=3"), rule, tmp_path, ckpt_path="last")
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3 * steps_per_epoch
 
 
 def test_missing_checkpoint_is_a_clear_error(rule, tmp_path):
