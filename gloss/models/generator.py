@@ -163,6 +163,7 @@ class GenerativeRecommender(Recommender):
         self.val_max_users, self.patience, self.exclude_seen = val_max_users, patience, exclude_seen
         self.module: GeneratorModule | None = None
         self.encoder: PromptEncoder | None = None
+        self.fit_metrics: dict[str, float] = {}
 
     def build(self, data: GlossData, seed: int) -> None:
         model, tokenizer = self.backbone(data=data, seed=seed)
@@ -182,6 +183,7 @@ class GenerativeRecommender(Recommender):
             callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=self.patience))
         trainer = make_trainer(ctx, callbacks, self.trainer_overrides)
         trainer.fit(self.module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(ctx))
+        self.fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if checkpoint.best_model_path:  # none under fast_dev_run: keep the last weights
             state = torch.load(checkpoint.best_model_path, map_location=self.module.device, weights_only=False)
             self.module.load_state_dict(state["state_dict"], strict=False)
