@@ -150,6 +150,7 @@ class GenerativeRecommender(Recommender):
         val_max_users: int | None = 500,
         patience: int | None = None,
         exclude_seen: bool = False,
+        train: bool = True,
     ):
         self.backbone, self.retriever = backbone, retriever
         self.template = PromptTemplate(**(plain(template) or {}))
@@ -161,6 +162,7 @@ class GenerativeRecommender(Recommender):
         self.generation = plain(generation) or {}
         self.query_format, self.fusion, self.retrieval_depth = query_format, fusion, retrieval_depth
         self.val_max_users, self.patience, self.exclude_seen = val_max_users, patience, exclude_seen
+        self.train = train  # false: generation only, e.g. from a saved generator (model.backbone.pretrained=<run>/generator)
         self.module: GeneratorModule | None = None
         self.encoder: PromptEncoder | None = None
         self.fit_metrics: dict[str, float] = {}
@@ -174,6 +176,9 @@ class GenerativeRecommender(Recommender):
         L.seed_everything(ctx.seed, workers=True)
         self.build(data, ctx.seed)
         self.retriever.index(data.catalog.texts)
+        if not self.train:
+            self.module.eval()
+            return
         datamodule = PromptDataModule(data, self.encoder, self.batch_size, self.eval_batch_size, self.packed,
                                       self.catalog_examples, ctx.seed)
         checkpoint = ModelCheckpoint(dirpath=Path(ctx.run_dir) / "checkpoints", filename="best-{epoch}", monitor=MONITOR,

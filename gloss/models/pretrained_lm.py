@@ -5,6 +5,7 @@ the hub only if it answers; otherwise a GlossError says how to supply them.
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -47,10 +48,15 @@ def pretrained_lm(
     gradient_checkpointing: bool = False,
     seed: int = 42,
 ):
-    """(model, tokenizer); with `lora` only the adapters are trainable (prepare_model_for_kbit_training when 4-bit)."""
+    """(model, tokenizer); with `lora` only the adapters are trainable (prepare_model_for_kbit_training when 4-bit).
+
+    `pretrained` may also be a run's saved generator folder: full weights (scratch model) or a PEFT adapter,
+    whose base model is then loaded as configured here and the adapter put on top (trainable iff `lora`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     path = resolve_pretrained(pretrained)
+    adapter = Path(path) / "adapter_config.json"
+    base = resolve_pretrained(json.loads(adapter.read_text())["base_model_name_or_path"]) if adapter.is_file() else path
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:  # LLaMA-3 has none; EOS as PAD is masked out anyway
         tokenizer.pad_token = tokenizer.eos_token
@@ -62,8 +68,16 @@ def pretrained_lm(
             bnb_4bit_compute_dtype=getattr(torch, bnb_4bit_compute_dtype),
             bnb_4bit_use_double_quant=bnb_4bit_use_double_quant,
         )
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    if lora is not None:
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    if adapter.is_file():
+        from peft import PeftModel
+
+        if load_in_4bit and lora is not None:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        model = PeftModel.from_pretrained(model, path, is_trainable=lora is not None)
+    elif lora is not None:
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
         if load_in_4bit:

@@ -12,6 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from gloss.cache import texts_key
 from gloss.data import GlossData
+from gloss.errors import GlossError
 
 log = logging.getLogger(__name__)
 SPECIAL = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
@@ -52,8 +53,15 @@ def scratch_llama(
     max_position_embeddings: int = 1024,
     tie_word_embeddings: bool = True,
     seed: int = 42,
+    pretrained: str | None = None,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
-    """(model, tokenizer) for `data`'s catalog; same seed + data -> same initial weights."""
+    """(model, tokenizer) for `data`'s catalog; same seed + data -> same initial weights.
+    `pretrained`: a run's saved generator folder (run_dir/generator) to load instead of a random init."""
+    if pretrained is not None:
+        folder = Path(pretrained).expanduser()
+        if not (folder / "config.json").is_file():
+            raise GlossError(f"model.backbone.pretrained={folder}: not a saved generator folder (no config.json)")
+        return LlamaForCausalLM.from_pretrained(folder), PreTrainedTokenizerFast.from_pretrained(folder)
     tokenizer = title_tokenizer(data.catalog.titles, vocab_size, cache_dir)
     config = LlamaConfig(
         vocab_size=len(tokenizer),

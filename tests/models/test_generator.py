@@ -135,6 +135,12 @@ def test_fit_logs_val_metrics_saves_generator_and_resumes(tmp_path):
     resumed = recommender(tmp_path)
     resumed.fit(data, RunContext(run_dir=run_dir, trainer=trainer_cfg(2), ckpt_path="last"))
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 * first
+    # generation only, from what the run folder saved, ranks exactly like the trained model
+    reloaded = GenerativeRecommender(functools.partial(scratch_llama, pretrained=str(run_dir / "generator")), BM25Retriever(),
+                                     template=COMPACT, max_seq_length=256, generation={"max_new_tokens": 10}, train=False)
+    reloaded.fit(data, RunContext(run_dir=tmp_path / "run2"))
+    histories = data.split.histories(data.split.examples("test"))
+    assert (reloaded.recommend(histories, k=10).items == resumed.recommend(histories, k=10).items).all()
 
 
 def test_precomputed_generations_use_the_same_retrieval(tmp_path):
