@@ -92,6 +92,8 @@ def test_beam_search_returns_five_titles_and_matches_greedy(tmp_path):
     module = GeneratorModule(model, tok, generation={"max_new_tokens": 8, "batch_size": 4})
     out = module.generate(prompts)
     assert len(out) == 6 and all(len(row) == 5 for row in out)
+    hf = GeneratorModule(model, tok, generation={"max_new_tokens": 8, "batch_size": 4, "backend": "hf"}).generate(prompts)
+    assert len(hf) == 6 and all(len(row) == 5 for row in hf)
     ids, mask = left_pad(prompts, tok.pad_token_id)
     seqs, scores = beam_search(model, ids, mask, num_beams=5, max_new_tokens=8, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     assert seqs.shape[:2] == (6, 5) and (scores[:, :-1] >= scores[:, 1:]).all()  # best first
