@@ -1,0 +1,82 @@
+"""Benchmark the offline generator on this machine: training tokens/s and beam-search generation users/s.
+
+    python benchmarks/bench_generator.py --dataset beauty --threads 2 [--ckpt outputs/runs/.../generator]
+
+Uses conf/model/gloss_scratch.yaml (override any key with --set key=value, e.g. --set backbone.hidden_size=256).
+Without --ckpt the weights are random: generation then stops at a random length, so pass the folder a run
+saved (run_dir/generator) for generation figures that match a trained model.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="beauty")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--train-steps", type=int, default=20)
+    ap.add_argument("--users", type=int, default=512, help="test users to generate for")
+    ap.add_argument("--ckpt", default=None, help="a run's generator folder (weights to load)")
+    ap.add_argument("--set", nargs="*", default=[], help="overrides of the model config, e.g. generation.batch_size=256")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    overrides = [f"dataset={args.dataset}", "model=gloss_scratch"] + [f"model.{s}" for s in args.set]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    os.environ.setdefault("GLOSS_DATA_DIR", str(ROOT / "data"))
+    data = instantiate(cfg.dataset)
+    rec = instantiate(cfg.model)
+    rec.build(data, seed=0)
+    if args.ckpt:
+        from transformers import AutoModelForCausalLM
+
+        rec.module.model = AutoModelForCausalLM.from_pretrained(args.ckpt)
+    model = rec.module.model
+    print(f"{args.dataset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {args.threads} threads")
+
+    from gloss.data.prompt_datamodule import PromptDataModule
+
+    dm = PromptDataModule(data, rec.encoder, rec.batch_size, packed=rec.packed, catalog_examples=rec.catalog_examples)
+    dm.setup("fit")
+    n_epoch = sum(len(ids) for ids, _ in dm.train)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    batches = iter(dm.train_dataloader())
+    tokens, seconds = 0, 0.0
+    for step in range(args.train_steps + 2):
+        batch = next(batches)
+        t0 = time.perf_counter()
+        model(**batch).loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if step >= 2:  # skip warm-up steps
+            seconds += time.perf_counter() - t0
+            tokens += int(batch["attention_mask"].sum())
+    tps = tokens / seconds
+    print(f"training: {tps:,.0f} tokens/s; one epoch = {n_epoch:,} tokens = {n_epoch / tps / 60:.1f} min")
+
+    model.eval()
+    ex = data.split.examples("test")[: args.users]
+    histories = data.split.histories(ex)
+    t0 = time.perf_counter()
+    queries = rec.queries(histories)
+    dt = time.perf_counter() - t0
+    g = rec.module.generation
+    n_all = len(data.split.user_ids)
+    print(f"generation (beam {g['num_beams']}, {g['num_return_sequences']} returned, <= {g['max_new_tokens']} tokens, "
+          f"batch {g['batch_size']}): {len(histories) / dt:.1f} users/s; all {n_all:,} test users = {n_all / (len(histories) / dt) / 60:.1f} min")
+    print("example:", queries[0][:2])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Tokenized prompt/completion examples for causal-LM generators, and their LightningDataModule.
+
+Loss is on the completion only (the next item's text + EOS); prompt tokens are labelled -100. Prompts are
+truncated from the LEFT to `max_seq_length`, so the most recent items are the ones kept.
+
+Two layouts:
+- one example per (history, target) pair of `data.split.examples('train')` (the paper: one per user;
+  every prefix with dataset.all_prefixes=true);
+- packed (`packed=true`, templates whose items are EOS-separated, see PromptTemplate.packs): one sequence per
+  user's training items, loss on every item after the first = every prefix in one forward pass, without
+  repeating the history for each target.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from gloss.data import GlossData
+from gloss.data.prompts import PromptTemplate
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+class PromptEncoder:
+    """Histories (catalog indices) -> token ids for prompts and training examples."""
+
+    def __init__(self, tokenizer, template: PromptTemplate, titles: Sequence[str], max_seq_length: int = 1024,
+                 max_item_tokens: int | None = None):
+        self.tokenizer, self.template, self.titles = tokenizer, template, list(titles)
+        self.max_seq_length, self.max_item_tokens = max_seq_length, max_item_tokens
+        self.eos_id: int = tokenizer.eos_token_id
+        self._item_ids: list[list[int]] | None = None
+
+    @property
+    def item_ids(self) -> list[list[int]]:
+        """Per catalog item: tokens of `template.item(title)` (capped at max_item_tokens) + EOS; built once."""
+        if self._item_ids is None:
+            texts = [self.template.item(t) for t in self.titles]
+            enc = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+            cap = self.max_item_tokens or None
+            self._item_ids = [ids[:cap] + [self.eos_id] for ids in enc]
+        return self._item_ids
+
+    def bos(self) -> list[int]:
+        bos = self.tokenizer.bos_token_id
+        return [] if bos is None else [bos]
+
+    def prompt_ids(self, history: Sequence[int], room: int = 0) -> list[int]:
+        """Token ids of the prompt, left-truncated so that `room` tokens still fit in max_seq_length."""
+        if self.template.packs():
+            keep = history[-self.template.max_history_items :] if self.template.max_history_items else history
+            ids = self.bos() + [t for i in keep for t in self.item_ids[i]]
+        else:
+            text = self.template.prompt([self.titles[i] for i in history], eos=self.tokenizer.eos_token or "")
+            ids = self.tokenizer(text)["input_ids"]
+        budget = max(self.max_seq_length - room, 1)
+        return ids[len(ids) - budget :] if len(ids) > budget else ids
+
+    def completion_ids(self, target: int) -> list[int]:
+        if self.template.packs():
+            return list(self.item_ids[target])
+        ids = self.tokenizer(self.template.completion(self.titles[target]), add_special_tokens=False)["input_ids"]
+        return ids[: self.max_seq_length // 2] + [self.eos_id]
+
+    def example(self, history: Sequence[int], target: int) -> tuple[list[int], list[int]]:
+        """(input ids, labels): prompt labelled IGNORE, completion + EOS labelled with itself."""
+        completion = self.completion_ids(target)
+        prompt = self.prompt_ids(history, room=len(completion))
+        return prompt + completion, [IGNORE] * len(prompt) + completion
+
+    def packed(self, sequence: Sequence[int]) -> list[tuple[list[int], list[int]]]:
+        """One user's items as item-aligned chunks of <= max_seq_length tokens; each chunk's first item is context
+        only (it has no history in the chunk), later items are targets. Chunks overlap by one item."""
+        chunks, start = [], 0
+        while start < len(sequence) - 1:
+            ids, labels, end = self.bos(), [IGNORE] * len(self.bos()), start
+            while end < len(sequence):
+                item = self.item_ids[sequence[end]]
+                if end > start and len(ids) + len(item) > self.max_seq_length:
+                    break
+                ids += item
+                labels += [IGNORE] * len(item) if end == start else item
+                end += 1
+            if end - start >= 2:
+                chunks.append((ids[: self.max_seq_length], labels[: self.max_seq_length]))
+            start = max(end - 1, start + 1)
+        return chunks
+
+
+def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a training batch; padding is masked out of attention and loss."""
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (ids, lab) in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(lab)] = torch.tensor(lab)
+        mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad prompts for generation (every row's last token is at the same position)."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p) :] = torch.tensor(p)
+        mask[row, width - len(p) :] = 1
+    return ids, mask
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int = 64) -> list[list[int]]:
+    """Shuffle, then sort by length within groups of `group` batches: little padding, still random order."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    for start in range(0, len(order), batch_size * group):
+        chunk = order[start : start + batch_size * group]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class _GroupedSampler(torch.utils.data.Sampler):
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def __iter__(self):
+        self.epoch += 1
+        return iter(length_grouped_batches(self.lengths, self.batch_size, np.random.default_rng((self.seed, self.epoch))))
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+
+class PromptDataModule(L.LightningDataModule):
+    def __init__(self, data: GlossData, encoder: PromptEncoder, batch_size: int = 4, eval_batch_size: int = 16,
+                 packed: bool = False, catalog_examples: bool = False, seed: int = 42):
+        super().__init__()
+        if packed and not encoder.template.packs():
+            raise ValueError("packed=true needs a template whose items are EOS-separated (PromptTemplate.packs())")
+        self.data, self.encoder, self.batch_size, self.eval_batch_size = data, encoder, batch_size, eval_batch_size
+        self.packed, self.catalog_examples, self.seed = packed, catalog_examples, seed
+        self.train: list[tuple[list[int], list[int]]] = []
+        self.val: list[tuple[list[int], list[int]]] = []
+
+    def train_examples(self) -> list[tuple[list[int], list[int]]]:
+        split = self.data.split
+        if self.packed:
+            out = [chunk for seq in split.train_sequences() for chunk in self.encoder.packed(seq)]
+        else:
+            ex = split.examples("train")
+            out = [self.encoder.example(h, t) for h, t in zip(split.histories(ex), split.targets(ex))]
+        if self.catalog_examples:  # every title once per epoch: the model learns to spell the whole catalog
+            out += [(self.encoder.bos() + ids, [IGNORE] * len(self.encoder.bos()) + ids) for ids in self.encoder.item_ids]
+        return out
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.train:
+            self.train = self.train_examples()
+            ex = self.data.split.examples("val")
+            self.val = [self.encoder.example(h, t) for h, t in zip(self.data.split.histories(ex), self.data.split.targets(ex))]
+            n_tok = sum(len(ids) for ids, _ in self.train)
+            log.info("prompt data: %d train sequences (%d tokens), %d val examples", len(self.train), n_tok, len(self.val))
+
+    def _collate(self, batch):
+        pad = self.encoder.tokenizer.pad_token_id
+        return collate(batch, self.encoder.eos_id if pad is None else pad)
+
+    def train_dataloader(self) -> DataLoader:
+        lengths = np.array([len(ids) for ids, _ in self.train])
+        return DataLoader(self.train, batch_sampler=_GroupedSampler(lengths, self.batch_size, self.seed), collate_fn=self._collate)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val, batch_size=self.eval_batch_size, shuffle=False, collate_fn=self._collate)

@@ -1,0 +1,231 @@
+"""GLoSS: a causal LM generates the next item's title (beam search), a retriever maps each generated
+title to catalog items, and the hits are fused into one ranking.
+
+- `GeneratorModule` (LightningModule): any Hugging Face causal LM — a 4-bit NF4 + LoRA LLaMA-3 (the paper) or
+  the compact Llama trained from scratch on the dataset (the offline default). AdamW, linear schedule with
+  warmup, completion-only loss; `generate` runs batched beam search.
+- `GenerativeRecommender` (Recommender): builds the backbone, trains it with a Lightning Trainer
+  (RankingEvalCallback logs val/ndcg@5 etc., checkpoints in run_dir/checkpoints, `ckpt_path=last` resumes),
+  saves what generation needs in run_dir/generator, and ranks histories by generate -> retrieve -> fuse.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from gloss.callbacks import RankingEvalCallback
+from gloss.data import GlossData
+from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder, left_pad
+from gloss.data.prompts import PromptTemplate
+from gloss.errors import GlossError
+from gloss.models.base import Ranking, Recommender, RunContext
+from gloss.models.beam_search import beam_search
+from gloss.retrieval import Retriever, fuse
+
+log = logging.getLogger(__name__)
+MONITOR = "val/ndcg@5"
+DEFAULT_TRAINER = {"_target_": "lightning.Trainer", "accelerator": "auto", "devices": 1}
+
+
+class GeneratorModule(L.LightningModule):
+    def __init__(self, model, tokenizer, lr: float = 1e-4, weight_decay: float = 0.01, warmup_steps: int = 300,
+                 generation: dict | None = None):
+        super().__init__()
+        self.model, self.tokenizer = model, tokenizer
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.generation = {"num_beams": 5, "num_return_sequences": 5, "max_new_tokens": 50, "length_penalty": 1.0,
+                           "batch_size": 32, "backend": "prefill_once", **(generation or {})}
+        self.strict_loading = False  # LoRA checkpoints hold only the trainable (adapter) weights
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.model(**batch).loss
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.log("val/loss", self.model(**batch).loss, prog_bar=True, batch_size=len(batch["input_ids"]))
+
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        sched = get_linear_schedule_with_warmup(opt, self.warmup_steps, max(self.trainer.estimated_stepping_batches, 1))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """With frozen (e.g. 4-bit) base weights, checkpoint only what trains: the LoRA adapters."""
+        trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        if len(trainable) < sum(1 for _ in self.model.parameters()):
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], progress: bool = False) -> list[list[str]]:
+        """Token-id prompts -> num_return_sequences decoded completions each (best first)."""
+        g, tok = self.generation, self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        order = np.argsort([len(p) for p in prompts], kind="stable")  # similar lengths batch together
+        out: list[list[str]] = [[] for _ in prompts]
+        batches = range(0, len(prompts), g["batch_size"])
+        for start in tqdm(batches, desc="generate", disable=not progress, mininterval=10):
+            rows = order[start : start + g["batch_size"]]
+            ids, mask = left_pad([prompts[r] for r in rows], pad)
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            seqs = self._beam_search(ids, mask, pad)
+            texts = tok.batch_decode(seqs.reshape(-1, seqs.shape[-1]).cpu(), skip_special_tokens=True)
+            n_ret = g["num_return_sequences"]
+            for i, r in enumerate(rows):
+                out[r] = texts[i * n_ret : (i + 1) * n_ret]
+        return out
+
+    def _beam_search(self, ids: torch.Tensor, mask: torch.Tensor, pad: int) -> torch.Tensor:
+        """[B, num_return_sequences, T] generated tokens (prompt excluded)."""
+        g, eos = self.generation, self.tokenizer.eos_token_id
+        if g["backend"] == "hf":  # transformers' generate (the paper's tooling); re-encodes the prompt per beam
+            seqs = self.model.generate(input_ids=ids, attention_mask=mask, num_beams=g["num_beams"],
+                                       num_return_sequences=g["num_return_sequences"], max_new_tokens=g["max_new_tokens"],
+                                       length_penalty=g["length_penalty"], do_sample=False, eos_token_id=eos,
+                                       pad_token_id=pad, use_cache=True)
+            return seqs[:, ids.shape[1] :].reshape(ids.shape[0], g["num_return_sequences"], -1)
+        seqs, _ = beam_search(self.model, ids, mask, g["num_beams"], g["max_new_tokens"], eos, pad, g["length_penalty"])
+        return seqs[:, : g["num_return_sequences"]]
+
+
+def make_trainer(ctx: RunContext, callbacks: list, overrides: dict) -> L.Trainer:
+    """The run's Trainer config with this model's overrides (epochs, accumulation, ...) and our callbacks."""
+    cfg = ctx.trainer if ctx.trainer is not None else DEFAULT_TRAINER
+    cfg = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return instantiate(cfg, callbacks=callbacks, logger=ctx.loggers or False, default_root_dir=str(ctx.run_dir))
+
+
+def resolve_ckpt_path(ctx: RunContext) -> str | None:
+    """`last` = this run folder's checkpoints/last.ckpt (resume); any other value is a checkpoint path."""
+    if ctx.ckpt_path is None:
+        return None
+    path = Path(ctx.run_dir) / "checkpoints" / "last.ckpt" if ctx.ckpt_path == "last" else Path(ctx.ckpt_path)
+    if not path.is_file():
+        raise GlossError(f"ckpt_path={ctx.ckpt_path}: no checkpoint at {path} (to resume, run with hydra.run.dir=<old run folder>)")
+    return str(path)
+
+
+def plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+class GenerativeRecommender(Recommender):
+    name = "gloss"
+    uses_retriever = True
+
+    def __init__(
+        self,
+        backbone: Callable[..., tuple[Any, Any]],
+        retriever: Retriever,
+        template: dict | None = None,
+        max_seq_length: int = 1024,
+        max_item_tokens: int | None = None,
+        packed: bool = False,
+        catalog_examples: bool = False,
+        batch_size: int = 4,
+        eval_batch_size: int = 16,
+        lr: float = 1e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 300,
+        trainer: dict | None = None,
+        generation: dict | None = None,
+        query_format: str = "Title: {title}",
+        fusion: str = "top1_per_query",
+        retrieval_depth: int = 20,
+        val_max_users: int | None = 500,
+        patience: int | None = None,
+        exclude_seen: bool = False,
+        train: bool = True,
+    ):
+        self.backbone, self.retriever = backbone, retriever
+        self.template = PromptTemplate(**(plain(template) or {}))
+        self.max_seq_length, self.max_item_tokens = max_seq_length, max_item_tokens
+        self.packed, self.catalog_examples = packed, catalog_examples
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.trainer_overrides = plain(trainer) or {}
+        self.generation = plain(generation) or {}
+        self.query_format, self.fusion, self.retrieval_depth = query_format, fusion, retrieval_depth
+        self.val_max_users, self.patience, self.exclude_seen = val_max_users, patience, exclude_seen
+        self.train = train  # false: generation only, e.g. from a saved generator (model.backbone.pretrained=<run>/generator)
+        self.module: GeneratorModule | None = None
+        self.encoder: PromptEncoder | None = None
+        self.fit_metrics: dict[str, float] = {}
+
+    def build(self, data: GlossData, seed: int) -> None:
+        model, tokenizer = self.backbone(data=data, seed=seed)
+        self.module = GeneratorModule(model, tokenizer, self.lr, self.weight_decay, self.warmup_steps, self.generation)
+        self.encoder = PromptEncoder(tokenizer, self.template, data.catalog.titles, self.max_seq_length, self.max_item_tokens)
+
+    def fit(self, data: GlossData, ctx: RunContext) -> None:
+        L.seed_everything(ctx.seed, workers=True)
+        self.build(data, ctx.seed)
+        self.retriever.index(data.catalog.texts)
+        if not self.train:
+            self.module.eval()
+            return
+        datamodule = PromptDataModule(data, self.encoder, self.batch_size, self.eval_batch_size, self.packed,
+                                      self.catalog_examples, ctx.seed)
+        checkpoint = ModelCheckpoint(dirpath=Path(ctx.run_dir) / "checkpoints", filename="best-{epoch}", monitor=MONITOR,
+                                     mode="max", save_last=True)
+        callbacks = [RankingEvalCallback(self, data, k=10, max_users=self.val_max_users, seed=ctx.seed), checkpoint]
+        if self.patience:
+            callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=self.patience))
+        trainer = make_trainer(ctx, callbacks, self.trainer_overrides)
+        trainer.fit(self.module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(ctx))
+        self.fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if checkpoint.best_model_path:  # none under fast_dev_run: keep the last weights
+            state = torch.load(checkpoint.best_model_path, map_location=self.module.device, weights_only=False)
+            self.module.load_state_dict(state["state_dict"], strict=False)
+            log.info("best checkpoint %s (%s=%.4f)", checkpoint.best_model_path, MONITOR, checkpoint.best_model_score)
+        self.module.eval()
+        self.save(Path(ctx.run_dir) / "generator")
+
+    def save(self, folder: Path) -> None:
+        """Everything generation needs: model (full weights, or PEFT adapter), tokenizer, prompt/generation settings."""
+        self.module.model.save_pretrained(folder)
+        self.module.tokenizer.save_pretrained(folder)
+        settings = {"template": self.template.__dict__, "max_seq_length": self.max_seq_length,
+                    "max_item_tokens": self.max_item_tokens, "generation": self.module.generation,
+                    "query_format": self.query_format, "fusion": self.fusion}
+        (folder / "gloss_generation.json").write_text(json.dumps(settings, indent=2))
+
+    def queries(self, histories: Sequence[np.ndarray], progress: bool = False) -> list[list[str]]:
+        """Per history: the generated titles (beam order) as retrieval queries."""
+        room = self.module.generation["max_new_tokens"]
+        prompts = [self.encoder.prompt_ids(h, room=room) for h in histories]
+        generated = self.module.generate(prompts, progress=progress)
+        return [[self.query_format.format(title=self.template.title_of(t)) for t in row] for row in generated]
+
+    def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
+        if self.module is None:
+            raise RuntimeError("call fit() before recommend()")
+        self.module.eval()
+        queries = self.queries(histories, progress=len(histories) > 2000)
+        return self.rank(queries, histories, k)
+
+    def rank(self, queries: list[list[str]], histories: Sequence[np.ndarray], k: int) -> Ranking:
+        """Retrieve each query's top items and fuse them (top1_per_query = GLoSS: beam i's top-1 at rank i)."""
+        q = max(len(row) for row in queries)
+        flat = [row[i] if i < len(row) else "" for row in queries for i in range(q)]
+        depth = min(k, self.retrieval_depth) if self.fusion == "top1_per_query" else self.retrieval_depth
+        depth = max(depth, math.ceil(k / q))
+        ids, scores = self.retriever.search_unique(flat, depth)
+        ids, scores = ids.reshape(len(queries), q, depth), scores.reshape(len(queries), q, depth)
+        items, fused = fuse(ids, scores, k, self.fusion, histories if self.exclude_seen else None)
+        return Ranking(items, fused)

@@ -1,0 +1,189 @@
+"""The generative recommender: 4-bit + LoRA loading, training, beam search, the val callback, resume, presets.
+
+Everything runs on tiny random Llama models (CPU, no network)."""
+import functools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from gloss.data import Catalog, split_leave_one_out
+from gloss.data.dataset import GlossData
+from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder, left_pad
+from gloss.data.prompts import PromptTemplate
+from gloss.errors import GlossError
+from gloss.models.base import RunContext
+from gloss.models.beam_search import beam_search
+from gloss.models.generator import GenerativeRecommender, GeneratorModule
+from gloss.models.precomputed import PrecomputedGenerations
+from gloss.models.pretrained_lm import pretrained_lm
+from gloss.models.scratch_lm import scratch_llama, title_tokenizer
+from gloss.retrieval import BM25Retriever
+
+CONF = str(Path(__file__).resolve().parents[2] / "conf")
+TITLES = [f"{b} {k} {n} Ounce" for n, (b, k) in enumerate(
+    [(b, k) for b in ("Essie", "OPI", "Maybelline", "Revlon") for k in ("Nail Polish", "Mascara", "Shampoo", "Lip Balm")])]
+COMPACT = dict(instruction="", history_header="", item_format="{title}", item_separator="{eos}", next_header="{eos}")
+TINY = dict(vocab_size=300, hidden_size=64, num_layers=2, num_heads=2, max_position_embeddings=256)
+
+
+def tiny_data(n_users: int = 40) -> GlossData:
+    rng = np.random.default_rng(0)
+    seqs = [rng.choice(len(TITLES), size=int(rng.integers(3, 9)), replace=False).astype(np.int64) for _ in range(n_users)]
+    split = split_leave_one_out([f"u{i}" for i in range(n_users)], seqs, val_fraction=0.1, seed=42)
+    return GlossData("tiny", Catalog([f"i{i}" for i in range(len(TITLES))], TITLES), split, (5, 14))
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A random 2-layer Llama + tokenizer saved like a hub checkpoint (stands in for Llama-3 weights)."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model, tok = scratch_llama(tiny_data(), str(folder / "cache"), **TINY)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_4bit_nf4_lora_only_adapters_train(tiny_llama_dir):
+    import bitsandbytes as bnb
+
+    lora = dict(r=4, lora_alpha=4, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model, tok = pretrained_lm(str(tiny_llama_dir), load_in_4bit=True, bnb_4bit_compute_dtype="float32", torch_dtype="float32", lora=lora)
+    quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(quantized) == 2 * 7  # every targeted projection of both layers is 4-bit
+    assert all(m.weight.quant_state.quant_type == "nf4" for m in quantized)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    batch = {k: v for k, v in tok(["Essie Mascara 1 Ounce"], return_tensors="pt").items() if k != "token_type_ids"}
+    loss = model(**batch, labels=batch["input_ids"]).loss
+    loss.backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if "lora_B" in n)
+
+
+def test_tiny_model_overfits_tiny_set(tmp_path):
+    torch.manual_seed(0)
+    data = tiny_data()
+    model, tok = scratch_llama(data, str(tmp_path), **TINY)
+    enc = PromptEncoder(tok, PromptTemplate(**COMPACT), TITLES, max_seq_length=256)
+    dm = PromptDataModule(data, enc, batch_size=64, packed=True, catalog_examples=True)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = model(**batch).loss.item()
+    for _ in range(60):
+        loss = model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+def test_beam_search_returns_five_titles_and_matches_greedy(tmp_path):
+    data = tiny_data()
+    model, tok = scratch_llama(data, str(tmp_path), **TINY)
+    model.eval()
+    enc = PromptEncoder(tok, PromptTemplate(**COMPACT), TITLES, max_seq_length=256)
+    prompts = [enc.prompt_ids(h) for h in data.split.histories(data.split.examples("test"))[:6]]
+    module = GeneratorModule(model, tok, generation={"max_new_tokens": 8, "batch_size": 4})
+    out = module.generate(prompts)
+    assert len(out) == 6 and all(len(row) == 5 for row in out)
+    hf = GeneratorModule(model, tok, generation={"max_new_tokens": 8, "batch_size": 4, "backend": "hf"}).generate(prompts)
+    assert len(hf) == 6 and all(len(row) == 5 for row in hf)
+    ids, mask = left_pad(prompts, tok.pad_token_id)
+    seqs, scores = beam_search(model, ids, mask, num_beams=5, max_new_tokens=8, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    assert seqs.shape[:2] == (6, 5) and (scores[:, :-1] >= scores[:, 1:]).all()  # best first
+    assert all(len({tuple(s.tolist()) for s in user}) == 5 for user in seqs)  # 5 distinct beams
+    # one beam == greedy decoding by transformers' generate (same prompts, same left padding)
+    one, _ = beam_search(model, ids, mask, num_beams=1, max_new_tokens=8, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    greedy = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=8, min_new_tokens=8,
+                            eos_token_id=None, pad_token_id=tok.pad_token_id)[:, ids.shape[1]:]
+    for row in range(6):  # compare up to (and including) the first EOS
+        g = greedy[row].tolist()
+        n = g.index(tok.eos_token_id) + 1 if tok.eos_token_id in g else len(g)
+        assert one[row, 0, :n].tolist() == g[:n]
+
+
+def recommender(tmp_path: Path, **kw) -> GenerativeRecommender:
+    backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), **TINY)
+    args = dict(template=COMPACT, max_seq_length=256, packed=True, batch_size=16, lr=3e-3, warmup_steps=2,
+                generation={"max_new_tokens": 10, "batch_size": 8}, val_max_users=None)
+    args.update(kw)
+    return GenerativeRecommender(backbone, BM25Retriever(), **args)
+
+
+def trainer_cfg(max_epochs: int) -> dict:
+    return {"_target_": "lightning.Trainer", "accelerator": "cpu", "devices": 1, "max_epochs": max_epochs,
+            "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0}
+
+
+def test_fit_logs_val_metrics_saves_generator_and_resumes(tmp_path):
+    data = tiny_data()
+    run_dir = tmp_path / "run"
+    rec = recommender(tmp_path)
+    rec.fit(data, RunContext(run_dir=run_dir, trainer=trainer_cfg(1)))
+    assert {"val/recall@5", "val/ndcg@5", "val/recall@10", "val/ndcg@10", "val/loss"} <= set(rec.fit_metrics)
+    ranking = rec.recommend(data.split.histories(data.split.examples("test")), k=10)
+    assert ranking.items.shape == (len(data.split.user_ids), 10) and (ranking.items[:, 0] >= 0).all()
+    saved = run_dir / "generator"
+    assert (saved / "gloss_generation.json").is_file() and (saved / "tokenizer.json").is_file()
+    assert json.loads((saved / "gloss_generation.json").read_text())["generation"]["num_beams"] == 5
+    first = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert first > 0
+    resumed = recommender(tmp_path)
+    resumed.fit(data, RunContext(run_dir=run_dir, trainer=trainer_cfg(2), ckpt_path="last"))
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 * first
+    # generation only, from what the run folder saved, ranks exactly like the trained model
+    reloaded = GenerativeRecommender(functools.partial(scratch_llama, pretrained=str(run_dir / "generator")), BM25Retriever(),
+                                     template=COMPACT, max_seq_length=256, generation={"max_new_tokens": 10}, train=False)
+    reloaded.fit(data, RunContext(run_dir=tmp_path / "run2"))
+    histories = data.split.histories(data.split.examples("test"))
+    assert (reloaded.recommend(histories, k=10).items == resumed.recommend(histories, k=10).items).all()
+
+
+def test_precomputed_generations_use_the_same_retrieval(tmp_path):
+    data = tiny_data()
+    ex = data.split.examples("test")
+    ids = data.catalog.item_ids
+    entries = [{"reviewer_id": data.split.user_ids[u], "asin": ids[data.split.sequences[u][c]],
+                "seen_asins": [ids[i] for i in data.split.sequences[u][:c]],
+                "generated_sequences": [f"Title: {TITLES[data.split.sequences[u][c]]}"] + ["Title: x"] * 4} for u, c in ex]
+    path = tmp_path / "gen.json"
+    path.write_text(json.dumps(entries))
+    model = PrecomputedGenerations(str(path), BM25Retriever())
+    model.fit(data, RunContext(run_dir=tmp_path))
+    ranking = model.recommend(data.split.histories(ex), k=5)
+    assert (ranking.items[:, 0] == data.split.targets(ex)).all()  # the exact title retrieves the target first
+    with pytest.raises(GlossError, match="no generations"):
+        model.recommend(data.split.histories(data.split.examples("val")), k=5)
+    path.write_text(json.dumps([{**entries[0], "reviewer_id": "nobody"}]))
+    with pytest.raises(GlossError, match="unknown user"):
+        model.fit(data, RunContext(run_dir=tmp_path))
+    path.write_text(json.dumps([{**entries[0], "asin": "not-the-target"}]))
+    with pytest.raises(GlossError, match="do not match"):
+        model.fit(data, RunContext(run_dir=tmp_path))
+
+
+@pytest.mark.parametrize("preset", ["gloss_scratch", "llama3_2_1b", "llama3_2_3b", "llama3_1_8b"])
+def test_presets_instantiate(preset, tmp_path):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=[f"model={preset}", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path}"])
+    model = instantiate(cfg.model)
+    assert isinstance(model, GenerativeRecommender) and model.generation["num_beams"] == 5
+    assert model.fusion == "top1_per_query"
+
+
+def test_llama_preset_fails_fast_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=["model=llama3_2_1b", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path}"])
+    model = instantiate(cfg.model)
+    t0 = time.perf_counter()
+    with pytest.raises(GlossError, match="model.backbone.pretrained="):
+        model.build(tiny_data(), seed=0)
+    assert time.perf_counter() - t0 < 10
