@@ -181,9 +181,14 @@ class GenerativeRecommender(Recommender):
             return
         datamodule = PromptDataModule(data, self.encoder, self.batch_size, self.eval_batch_size, self.packed,
                                       self.catalog_examples, ctx.seed)
-        checkpoint = ModelCheckpoint(dirpath=Path(ctx.run_dir) / "checkpoints", filename="best-{epoch}", monitor=MONITOR,
-                                     mode="max", save_last=True)
-        callbacks = [RankingEvalCallback(self, data, k=10, max_users=self.val_max_users, seed=ctx.seed), checkpoint]
+        folder = Path(ctx.run_dir) / "checkpoints"
+        checkpoint = ModelCheckpoint(dirpath=folder, filename="best-{epoch}", monitor=MONITOR, mode="max")
+        callbacks = [
+            RankingEvalCallback(self, data, k=10, max_users=self.val_max_users, seed=ctx.seed),
+            checkpoint,
+            # every epoch, what ckpt_path=last resumes (a monitored ModelCheckpoint's save_last only saves on improvement)
+            ModelCheckpoint(dirpath=folder, filename="last", enable_version_counter=False),
+        ]
         if self.patience:
             callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=self.patience))
         trainer = make_trainer(ctx, callbacks, self.trainer_overrides)
