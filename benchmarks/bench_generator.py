@@ -30,10 +30,11 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="overrides of the model config, e.g. generation.batch_size=256")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = [f"dataset={args.dataset}", "model=gloss_scratch"] + [f"model.{s}" for s in args.set]
+    paths = [f"paths.data_dir={os.environ.get('GLOSS_DATA_DIR', ROOT / 'data')}",
+             f"paths.cache_dir={os.environ.get('GLOSS_CACHE_DIR', ROOT / '.cache')}"]
+    overrides = [f"dataset={args.dataset}", "model=gloss_scratch", *paths] + [f"model.{s}" for s in args.set]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
-    os.environ.setdefault("GLOSS_DATA_DIR", str(ROOT / "data"))
     data = instantiate(cfg.dataset)
     rec = instantiate(cfg.model)
     rec.build(data, seed=0)
