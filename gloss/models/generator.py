@@ -19,7 +19,6 @@ from typing import Any, Callable, Sequence
 import lightning as L
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
@@ -28,14 +27,13 @@ from gloss.callbacks import RankingEvalCallback
 from gloss.data import GlossData
 from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder, left_pad
 from gloss.data.prompts import PromptTemplate
-from gloss.errors import GlossError
+from gloss.training import make_trainer, resolve_ckpt_path
 from gloss.models.base import Ranking, Recommender, RunContext
 from gloss.models.beam_search import beam_search
 from gloss.retrieval import Retriever, fuse
 
 log = logging.getLogger(__name__)
 MONITOR = "val/ndcg@5"
-DEFAULT_TRAINER = {"_target_": "lightning.Trainer", "accelerator": "auto", "devices": 1}
 
 
 class GeneratorModule(L.LightningModule):
@@ -100,24 +98,6 @@ class GeneratorModule(L.LightningModule):
             return seqs[:, ids.shape[1] :].reshape(ids.shape[0], g["num_return_sequences"], -1)
         seqs, _ = beam_search(self.model, ids, mask, g["num_beams"], g["max_new_tokens"], eos, pad, g["length_penalty"])
         return seqs[:, : g["num_return_sequences"]]
-
-
-def make_trainer(ctx: RunContext, callbacks: list, overrides: dict) -> L.Trainer:
-    """The run's Trainer config with this model's overrides (epochs, accumulation, ...) and our callbacks."""
-    cfg = ctx.trainer if ctx.trainer is not None else DEFAULT_TRAINER
-    cfg = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
-    return instantiate(cfg, callbacks=callbacks, logger=ctx.loggers or False, default_root_dir=str(ctx.run_dir))
-
-
-def resolve_ckpt_path(ctx: RunContext) -> str | None:
-    """`last` = this run folder's checkpoints/last.ckpt (resume); any other value is a checkpoint path."""
-    if ctx.ckpt_path is None:
-        return None
-    path = Path(ctx.run_dir) / "checkpoints" / "last.ckpt" if ctx.ckpt_path == "last" else Path(ctx.ckpt_path)
-    if not path.is_file():
-        raise GlossError(f"ckpt_path={ctx.ckpt_path}: no checkpoint at {path} (to resume, run with hydra.run.dir=<old run folder>)")
-    return str(path)
 
 
 def plain(cfg: Any) -> Any:

@@ -17,19 +17,16 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
 
 from gloss.callbacks import RankingEvalCallback
 from gloss.data import GlossData
 from gloss.data.sequence_datamodule import SequenceDataModule, left_pad, trim_padding
-from gloss.errors import GlossError
+from gloss.training import make_trainer, resolve_ckpt_path
 from gloss.models.base import RunContext, ScoringRecommender
 
 log = logging.getLogger(__name__)
 MONITOR = "val/ndcg@5"
-DEFAULT_TRAINER = {"_target_": "lightning.Trainer", "accelerator": "auto", "devices": 1}
 
 
 class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
@@ -92,7 +89,7 @@ class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
             ModelCheckpoint(dirpath=folder, filename="last", enable_version_counter=False),
             EarlyStopping(monitor=MONITOR, mode="max", patience=self.patience),
         ]
-        trainer = make_trainer(ctx, callbacks, self.max_epochs)
+        trainer = make_trainer(ctx, callbacks, {"max_epochs": self.max_epochs})
         trainer.fit(self, datamodule=datamodule, ckpt_path=resolve_ckpt_path(ctx))
         if checkpoint.best_model_path:  # none under fast_dev_run: keep the last weights
             state = torch.load(checkpoint.best_model_path, map_location=self.device, weights_only=False)
@@ -107,20 +104,3 @@ class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
         return self.next_item_logits(history).float().cpu().numpy()
 
 
-def make_trainer(ctx: RunContext, callbacks: list, max_epochs: int | None) -> L.Trainer:
-    """The run's Trainer config (or an `accelerator=auto` default), with our callbacks and the model's epoch budget."""
-    cfg = ctx.trainer if ctx.trainer is not None else DEFAULT_TRAINER
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg))
-    if max_epochs is not None:  # ID models need many more epochs than the trainer default
-        cfg.max_epochs = max_epochs
-    return instantiate(cfg, callbacks=callbacks, logger=ctx.loggers or False, default_root_dir=str(ctx.run_dir))
-
-
-def resolve_ckpt_path(ctx: RunContext) -> str | None:
-    """`last` = this run folder's checkpoints/last.ckpt (resume); any other value is a checkpoint path."""
-    if ctx.ckpt_path is None:
-        return None
-    path = Path(ctx.run_dir) / "checkpoints" / "last.ckpt" if ctx.ckpt_path == "last" else Path(ctx.ckpt_path)
-    if not path.is_file():
-        raise GlossError(f"ckpt_path={ctx.ckpt_path}: no checkpoint at {path} (to resume, run with hydra.run.dir=<old run folder>)")
-    return str(path)

@@ -22,7 +22,7 @@ from gloss.models.beam_search import beam_search
 from gloss.models.generator import GenerativeRecommender, GeneratorModule
 from gloss.models.precomputed import PrecomputedGenerations
 from gloss.models.pretrained_lm import pretrained_lm
-from gloss.models.scratch_lm import scratch_llama, title_tokenizer
+from gloss.models.scratch_lm import scratch_llama
 from gloss.retrieval import BM25Retriever
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
