@@ -19,21 +19,18 @@ from typing import Any, Callable, Sequence
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from gloss.callbacks import RankingEvalCallback
 from gloss.data import GlossData
 from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder, left_pad
 from gloss.data.prompts import PromptTemplate
-from gloss.training import make_trainer, resolve_ckpt_path
+from gloss.training import fit_on_validation
 from gloss.models.base import Ranking, Recommender, RunContext
 from gloss.models.beam_search import beam_search
 from gloss.retrieval import Retriever, fuse
 
 log = logging.getLogger(__name__)
-MONITOR = "val/ndcg@5"
 
 
 class GeneratorModule(L.LightningModule):
@@ -161,24 +158,9 @@ class GenerativeRecommender(Recommender):
             return
         datamodule = PromptDataModule(data, self.encoder, self.batch_size, self.eval_batch_size, self.packed,
                                       self.catalog_examples, ctx.seed)
-        folder = Path(ctx.run_dir) / "checkpoints"
-        checkpoint = ModelCheckpoint(dirpath=folder, filename="best-{epoch}", monitor=MONITOR, mode="max")
-        callbacks = [
-            RankingEvalCallback(self, data, k=10, max_users=self.val_max_users, seed=ctx.seed),
-            checkpoint,
-            # every epoch, what ckpt_path=last resumes (a monitored ModelCheckpoint's save_last only saves on improvement)
-            ModelCheckpoint(dirpath=folder, filename="last", enable_version_counter=False),
-        ]
-        if self.patience:
-            callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=self.patience))
-        trainer = make_trainer(ctx, callbacks, self.trainer_overrides)
-        trainer.fit(self.module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(ctx))
+        trainer = fit_on_validation(self.module, datamodule, self, data, ctx, self.trainer_overrides,
+                                    self.val_max_users, self.patience, strict=False)  # LoRA ckpts: adapters only
         self.fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        if checkpoint.best_model_path:  # none under fast_dev_run: keep the last weights
-            state = torch.load(checkpoint.best_model_path, map_location=self.module.device, weights_only=False)
-            self.module.load_state_dict(state["state_dict"], strict=False)
-            log.info("best checkpoint %s (%s=%.4f)", checkpoint.best_model_path, MONITOR, checkpoint.best_model_score)
-        self.module.eval()
         self.save(Path(ctx.run_dir) / "generator")
 
     def save(self, folder: Path) -> None:

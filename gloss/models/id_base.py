@@ -8,25 +8,19 @@ Subclasses define `build`, `training_loss` and `next_item_logits`.
 """
 from __future__ import annotations
 
-import logging
 from abc import abstractmethod
-from pathlib import Path
 from typing import Sequence
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from gloss.callbacks import RankingEvalCallback
 from gloss.data import GlossData
 from gloss.data.sequence_datamodule import SequenceDataModule, left_pad, trim_padding
-from gloss.training import make_trainer, resolve_ckpt_path
+from gloss.training import fit_on_validation
 from gloss.models.base import RunContext, ScoringRecommender
 
-log = logging.getLogger(__name__)
-MONITOR = "val/ndcg@5"
 
 
 class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
@@ -80,22 +74,8 @@ class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
         self.n_items = len(data.catalog)
         self.build(self.n_items)
         datamodule = SequenceDataModule(data, self.max_len, self.train_batch_size, ctx.seed)
-        folder = Path(ctx.run_dir) / "checkpoints"
-        checkpoint = ModelCheckpoint(dirpath=folder, filename="best-{epoch}", monitor=MONITOR, mode="max")
-        callbacks = [
-            RankingEvalCallback(self, data, k=10, max_users=self.val_max_users, seed=ctx.seed),
-            checkpoint,
-            # every epoch, what ckpt_path=last resumes (a monitored ModelCheckpoint's save_last only saves on improvement)
-            ModelCheckpoint(dirpath=folder, filename="last", enable_version_counter=False),
-            EarlyStopping(monitor=MONITOR, mode="max", patience=self.patience),
-        ]
-        trainer = make_trainer(ctx, callbacks, {"max_epochs": self.max_epochs})
-        trainer.fit(self, datamodule=datamodule, ckpt_path=resolve_ckpt_path(ctx))
-        if checkpoint.best_model_path:  # none under fast_dev_run: keep the last weights
-            state = torch.load(checkpoint.best_model_path, map_location=self.device, weights_only=False)
-            self.load_state_dict(state["state_dict"])
-            log.info("best checkpoint %s (%s=%.4f)", checkpoint.best_model_path, MONITOR, checkpoint.best_model_score)
-        self.eval()
+        fit_on_validation(self, datamodule, self, data, ctx, {"max_epochs": self.max_epochs}, self.val_max_users,
+                          self.patience)
 
     @torch.no_grad()
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
