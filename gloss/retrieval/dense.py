@@ -56,7 +56,11 @@ class DenseRetriever(Retriever):
             convert_to_numpy=True,
             show_progress_bar=len(texts) > 2000,
         ).astype(np.float32)
-        atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), emb))
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.save(f, emb)
+
+        atomic_write(path, write)
         return emb
 
     def index(self, texts: list[str]) -> None:
