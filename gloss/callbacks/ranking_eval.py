@@ -42,5 +42,5 @@ class RankingEvalCallback(L.Callback):
         self.last = {f"val/{m}": v for m, v in self.compute().items()}
         if was_training:
             pl_module.train()
-        pl_module.log_dict(self.last, prog_bar=False, logger=True)
+        pl_module.log_dict(self.last, prog_bar=False, logger=bool(trainer.loggers))
         log.info("epoch %d: %s", trainer.current_epoch, {k: round(v, 4) for k, v in self.last.items()})

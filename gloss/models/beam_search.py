@@ -6,10 +6,19 @@ for the K beams. Finished beams (EOS) are frozen: they can only extend with PAD 
 they keep competing with open beams by total log-probability; the search stops once every beam is finished.
 Users whose beams are all finished leave the batch, so one long title does not slow down everyone else.
 The K beams are returned best first by score / length ** length_penalty (Hugging Face's convention).
+
+`contrast=a > 0` is context-contrastive decoding (Shi et al. 2023, "context-aware decoding"): tokens are scored by
+log softmax((1+a) log p(.|prompt) - a log p(.|null_prompt)), the null prompt (e.g. BOS alone) run alongside with its
+own KV cache. It divides out what the model would write without the history (for the offline generator: the catalog's
+brand frequencies), so the history's signal, not the prior, picks the beams. Costs a second forward per step.
 """
 from __future__ import annotations
 
 import torch
+
+
+def contrasted(logp: torch.Tensor, null_logits: torch.Tensor, contrast: float) -> torch.Tensor:
+    return ((1 + contrast) * logp - contrast * null_logits.float().log_softmax(-1)).log_softmax(-1)
 
 
 @torch.no_grad()
@@ -22,12 +31,24 @@ def beam_search(
     eos_token_id: int = 2,
     pad_token_id: int = 0,
     length_penalty: float = 1.0,
+    contrast: float = 0.0,
+    null_prompt: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded prompts [B, P] -> (tokens [B, K, T] padded with pad_token_id, scores [B, K]), best first."""
     B, K = input_ids.shape[0], num_beams
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     logp = out.logits[:, -1].float().log_softmax(-1)
+    null = None
+    if contrast:
+        nid = torch.tensor([null_prompt] * B)
+        npos = torch.arange(nid.shape[1])[None].expand(B, -1)
+        nout = model(input_ids=nid, position_ids=npos, use_cache=True, logits_to_keep=1)
+        logp = contrasted(logp, nout.logits[:, -1], contrast)
+        null = nout.past_key_values
+        null.batch_repeat_interleave(K)
+        nmask = torch.ones(B * K, nid.shape[1], dtype=torch.long)
+        npos = npos[:, -1:].repeat_interleave(K, 0)
     scores, first = logp.topk(K, dim=-1)  # [B, K]
     cache = out.past_key_values
     cache.batch_repeat_interleave(K)
@@ -59,11 +80,19 @@ def beam_search(
             active, scores, seqs, done, lengths = active[keep], scores[keep], seqs[rows], done[rows], lengths[rows]
             mask, pos = mask[rows], pos[rows]
             cache.batch_select_indices(rows)
+            if null is not None:
+                null.batch_select_indices(rows)
+                nmask, npos = nmask[rows], npos[rows]
         n = len(active)
         mask = torch.cat([mask, mask.new_ones(n * K, 1)], dim=1)
         pos = pos + 1
         out = model(input_ids=seqs[:, -1:], attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
         logp = out.logits[:, -1].float().log_softmax(-1)
+        if null is not None:
+            nmask = torch.cat([nmask, nmask.new_ones(n * K, 1)], dim=1)
+            npos = npos + 1
+            nout = model(input_ids=seqs[:, -1:], attention_mask=nmask, position_ids=npos, past_key_values=null, use_cache=True)
+            logp = contrasted(logp, nout.logits[:, -1], contrast)
         logp[done] = float("-inf")
         logp[done, pad_token_id] = 0.0
         vocab = logp.shape[-1]
@@ -76,6 +105,8 @@ def beam_search(
         lengths = lengths[src] + (~was_done).long()
         done = was_done | (tok == eos_token_id)
         cache.reorder_cache(src)
+        if null is not None:
+            null.reorder_cache(src)
     else:  # max_new_tokens reached: retire whoever is left
         retire(torch.ones(len(active), dtype=torch.bool))
     norm = final_scores / final_lengths.float().pow(length_penalty)

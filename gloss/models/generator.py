@@ -40,7 +40,9 @@ class GeneratorModule(L.LightningModule):
         self.model, self.tokenizer = model, tokenizer
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.generation = {"num_beams": 5, "num_return_sequences": 5, "max_new_tokens": 50, "length_penalty": 1.0,
-                           "batch_size": 32, "backend": "prefill_once", **(generation or {})}
+                           "batch_size": 32, "backend": "prefill_once", "contrast": 0.0, **(generation or {})}
+        if self.generation["contrast"] and self.generation["backend"] != "prefill_once":
+            raise ValueError("generation.contrast needs generation.backend=prefill_once (gloss.models.beam_search)")
         self.strict_loading = False  # LoRA checkpoints hold only the trainable (adapter) weights
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -93,7 +95,9 @@ class GeneratorModule(L.LightningModule):
                                        length_penalty=g["length_penalty"], do_sample=False, eos_token_id=eos,
                                        pad_token_id=pad, use_cache=True)
             return seqs[:, ids.shape[1] :].reshape(ids.shape[0], g["num_return_sequences"], -1)
-        seqs, _ = beam_search(self.model, ids, mask, g["num_beams"], g["max_new_tokens"], eos, pad, g["length_penalty"])
+        null = [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else eos]
+        seqs, _ = beam_search(self.model, ids, mask, g["num_beams"], g["max_new_tokens"], eos, pad, g["length_penalty"],
+                              g["contrast"], null)
         return seqs[:, : g["num_return_sequences"]]
 
 

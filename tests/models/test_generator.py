@@ -108,6 +108,33 @@ def test_beam_search_returns_five_titles_and_matches_greedy(tmp_path):
         assert one[row, 0, :n].tolist() == g[:n]
 
 
+
+def test_contrastive_beam_search_matches_a_manual_greedy_loop(tmp_path):
+    """contrast=a scores tokens by (1+a) log p(.|history) - a log p(.|BOS) (renormalised); 1 beam = greedy on that."""
+    data = tiny_data()
+    model, tok = scratch_llama(data, str(tmp_path), **TINY, tie_word_embeddings=False)  # untied: no EOS-echo at init
+    model.eval()
+    enc = PromptEncoder(tok, PromptTemplate(**COMPACT), TITLES, max_seq_length=256)
+    prompts = [enc.prompt_ids(h) for h in data.split.histories(data.split.examples("test"))[:4]]
+    ids, mask = left_pad(prompts, tok.pad_token_id)
+    eos, bos, a = tok.eos_token_id, tok.bos_token_id, 1.0
+    one, _ = beam_search(model, ids, mask, num_beams=1, max_new_tokens=6, eos_token_id=eos, pad_token_id=tok.pad_token_id,
+                         contrast=a, null_prompt=[bos])
+    plain_out, _ = beam_search(model, ids, mask, num_beams=1, max_new_tokens=6, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+    assert not torch.equal(one, plain_out)  # the contrast changes what is generated
+    with torch.no_grad():
+        for row, prompt in enumerate(prompts):
+            ctx, null, out = list(prompt), [bos], []
+            for _ in range(6):
+                lc = model(input_ids=torch.tensor([ctx])).logits[0, -1].log_softmax(-1)
+                ln = model(input_ids=torch.tensor([null])).logits[0, -1].log_softmax(-1)
+                t = int(((1 + a) * lc - a * ln).argmax())
+                out.append(t)
+                ctx, null = ctx + [t], null + [t]
+                if t == eos:
+                    break
+            assert one[row, 0, : len(out)].tolist() == out
+
 def recommender(tmp_path: Path, **kw) -> GenerativeRecommender:
     backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), **TINY)
     args = dict(template=COMPACT, max_seq_length=256, packed=True, batch_size=16, lr=3e-3, warmup_steps=2,
