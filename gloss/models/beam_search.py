@@ -41,14 +41,11 @@ def beam_search(
     logp = out.logits[:, -1].float().log_softmax(-1)
     null = None
     if contrast:
-        nid = torch.tensor([null_prompt] * B)
-        npos = torch.arange(nid.shape[1])[None].expand(B, -1)
-        nout = model(input_ids=nid, position_ids=npos, use_cache=True, logits_to_keep=1)
+        # unpadded and the same length in every row: positions come from the cache, no mask needed
+        nout = model(input_ids=torch.tensor([null_prompt] * B), use_cache=True, logits_to_keep=1)
         logp = contrasted(logp, nout.logits[:, -1], contrast)
         null = nout.past_key_values
         null.batch_repeat_interleave(K)
-        nmask = torch.ones(B * K, nid.shape[1], dtype=torch.long)
-        npos = npos[:, -1:].repeat_interleave(K, 0)
     scores, first = logp.topk(K, dim=-1)  # [B, K]
     cache = out.past_key_values
     cache.batch_repeat_interleave(K)
@@ -82,16 +79,13 @@ def beam_search(
             cache.batch_select_indices(rows)
             if null is not None:
                 null.batch_select_indices(rows)
-                nmask, npos = nmask[rows], npos[rows]
         n = len(active)
         mask = torch.cat([mask, mask.new_ones(n * K, 1)], dim=1)
         pos = pos + 1
         out = model(input_ids=seqs[:, -1:], attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
         logp = out.logits[:, -1].float().log_softmax(-1)
         if null is not None:
-            nmask = torch.cat([nmask, nmask.new_ones(n * K, 1)], dim=1)
-            npos = npos + 1
-            nout = model(input_ids=seqs[:, -1:], attention_mask=nmask, position_ids=npos, past_key_values=null, use_cache=True)
+            nout = model(input_ids=seqs[:, -1:], past_key_values=null, use_cache=True)
             logp = contrasted(logp, nout.logits[:, -1], contrast)
         logp[done] = float("-inf")
         logp[done, pad_token_id] = 0.0
