@@ -31,21 +31,32 @@ class PromptEncoder:
     """Histories (catalog indices) -> token ids for prompts and training examples."""
 
     def __init__(self, tokenizer, template: PromptTemplate, titles: Sequence[str], max_seq_length: int = 1024,
-                 max_item_tokens: int | None = None):
+                 max_item_tokens: int | None = None, item_token_offset: int | None = None):
+        """`item_token_offset`: close item i with the item token offset + i instead of EOS (an ItemAwareLlama's input;
+        labels keep EOS). Needs the EOS-separated template."""
+        if item_token_offset is not None and not template.packs():
+            raise ValueError("item tokens need the EOS-separated template (PromptTemplate.packs())")
         self.tokenizer, self.template, self.titles = tokenizer, template, list(titles)
         self.max_seq_length, self.max_item_tokens = max_seq_length, max_item_tokens
+        self.item_token_offset = item_token_offset
         self.eos_id: int = tokenizer.eos_token_id
         self._item_ids: list[list[int]] | None = None
 
     @property
     def item_ids(self) -> list[list[int]]:
-        """Per catalog item: tokens of `template.item(title)` (capped at max_item_tokens) + EOS; built once."""
+        """Per catalog item: tokens of `template.item(title)` (capped at max_item_tokens) + EOS (or its item token)."""
         if self._item_ids is None:
             texts = [self.template.item(t) for t in self.titles]
             enc = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-            cap = self.max_item_tokens or None
-            self._item_ids = [ids[:cap] + [self.eos_id] for ids in enc]
+            cap, offset = self.max_item_tokens or None, self.item_token_offset
+            self._item_ids = [ids[:cap] + [self.eos_id if offset is None else offset + i] for i, ids in enumerate(enc)]
         return self._item_ids
+
+    def labels(self, ids: Sequence[int]) -> list[int]:
+        """Training targets for `ids`: item tokens are predicted as the EOS they stand for."""
+        if self.item_token_offset is None:
+            return list(ids)
+        return [self.eos_id if t >= self.item_token_offset else t for t in ids]
 
     def bos(self) -> list[int]:
         bos = self.tokenizer.bos_token_id
@@ -72,7 +83,7 @@ class PromptEncoder:
         """(input ids, labels): prompt labelled IGNORE, completion + EOS labelled with itself."""
         completion = self.completion_ids(target)
         prompt = self.prompt_ids(history, room=len(completion))
-        return prompt + completion, [IGNORE] * len(prompt) + completion
+        return prompt + completion, [IGNORE] * len(prompt) + self.labels(completion)
 
     def packed(self, sequence: Sequence[int]) -> list[tuple[list[int], list[int]]]:
         """One user's items as item-aligned chunks of <= max_seq_length tokens; each chunk's first item is context
@@ -85,7 +96,7 @@ class PromptEncoder:
                 if end > start and len(ids) + len(item) > self.max_seq_length:
                     break
                 ids += item
-                labels += [IGNORE] * len(item) if end == start else item
+                labels += [IGNORE] * len(item) if end == start else self.labels(item)
                 end += 1
             if end - start >= 2:
                 chunks.append((ids[: self.max_seq_length], labels[: self.max_seq_length]))
@@ -159,7 +170,8 @@ class PromptDataModule(L.LightningDataModule):
             ex = split.examples("train")
             out = [self.encoder.example(h, t) for h, t in zip(split.histories(ex), split.targets(ex))]
         if self.catalog_examples:  # every title once per epoch: the model learns to spell the whole catalog
-            out += [(self.encoder.bos() + ids, [IGNORE] * len(self.encoder.bos()) + ids) for ids in self.encoder.item_ids]
+            bos = self.encoder.bos()
+            out += [(bos + ids, [IGNORE] * len(bos) + self.encoder.labels(ids)) for ids in self.encoder.item_ids]
         return out
 
     def setup(self, stage: str | None = None) -> None:

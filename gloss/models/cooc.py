@@ -14,6 +14,21 @@ from gloss.data import GlossData
 from gloss.models.base import RunContext, ScoringRecommender
 
 
+def transition_matrix(sequences: Sequence[np.ndarray], n_items: int, window: int = 3) -> sp.csr_matrix:
+    """C[i, j] = sum over occurrences of j following i within `window` steps of 1 / distance."""
+    rows, cols, vals = [], [], []
+    for s in sequences:
+        for d in range(1, window + 1):
+            if len(s) > d:
+                rows.append(s[:-d])
+                cols.append(s[d:])
+                vals.append(np.full(len(s) - d, 1.0 / d, dtype=np.float32))
+    if not rows:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    return sp.csr_matrix((v, (r, c)), shape=(n_items, n_items))
+
+
 class CoOccurrence(ScoringRecommender):
     name = "cooc"
 
@@ -35,16 +50,8 @@ class CoOccurrence(ScoringRecommender):
 
     def fit(self, data: GlossData, ctx: RunContext) -> None:
         n = len(data.catalog)
-        rows, cols, vals = [], [], []
         seqs = data.split.train_sequences()
-        for s in seqs:
-            for d in range(1, self.window + 1):
-                if len(s) > d:
-                    rows.append(s[:-d])
-                    cols.append(s[d:])
-                    vals.append(np.full(len(s) - d, 1.0 / d, dtype=np.float32))
-        r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-        forward = sp.csr_matrix((v, (r, c)), shape=(n, n))
+        forward = transition_matrix(seqs, n, self.window)
         self.matrix = forward + self.backward_weight * forward.T.tocsr() if self.symmetric else forward
         self.popularity = np.bincount(np.concatenate(seqs), minlength=n).astype(np.float32)
         self.popularity /= self.popularity.max()

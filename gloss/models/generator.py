@@ -151,7 +151,9 @@ class GenerativeRecommender(Recommender):
     def build(self, data: GlossData, seed: int) -> None:
         model, tokenizer = self.backbone(data=data, seed=seed)
         self.module = GeneratorModule(model, tokenizer, self.lr, self.weight_decay, self.warmup_steps, self.generation)
-        self.encoder = PromptEncoder(tokenizer, self.template, data.catalog.titles, self.max_seq_length, self.max_item_tokens)
+        item_tokens = model.config.vocab_size if getattr(model.config, "num_items", 0) else None  # an ItemAwareLlama
+        self.encoder = PromptEncoder(tokenizer, self.template, data.catalog.titles, self.max_seq_length, self.max_item_tokens,
+                                     item_tokens)
 
     def fit(self, data: GlossData, ctx: RunContext) -> None:
         L.seed_everything(ctx.seed, workers=True)

@@ -1,18 +1,30 @@
 """The offline generator's backbone: a byte-level BPE tokenizer trained on the catalog titles and a compact
 Llama-architecture causal LM initialised at random (nothing is downloaded; the model learns titles and
 purchase sequences from the dataset alone). The tokenizer is cached by the titles + its settings.
+
+`item_embeddings` adds collaborative item embeddings (as CoLLM injects a CF model's item vectors into an LLM): each
+history item's closing EOS becomes an "item token" (id vocab_size + catalog index) whose input embedding is EOS's plus
+a trainable vector of that item. The model still reads and writes titles; the item vector only enters where the item's
+title has ended, i.e. where the next title starts, so a target's own identity never leaks into its tokens.
+`random` starts the vectors at random; `svd` starts them at the item's row of a rank-`hidden_size` SVD of the training
+item-transition matrix (log1p of gloss.models.cooc counts, training sequences only), i.e. a summary of what tends to
+follow the item, which the LM learns to spell out as titles.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import numpy as np
+import scipy.sparse.linalg
 import torch
+from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from gloss.cache import texts_key
 from gloss.data import GlossData
 from gloss.errors import GlossError
+from gloss.models.cooc import transition_matrix
 
 log = logging.getLogger(__name__)
 SPECIAL = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
@@ -42,6 +54,38 @@ def title_tokenizer(titles: list[str], vocab_size: int, cache_dir: str | Path) -
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
 
 
+class ItemAwareLlama(LlamaForCausalLM):
+    """A Llama whose input ids >= vocab_size are item tokens: EOS + item_scale * item_embed[id - vocab_size] (outputs:
+    text only). `item_scale` multiplies the item vectors' effective learning rate under Adam: each item appears in few
+    batches, so at the tokens' rate its vector barely moves in a CPU budget."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.item_embed = nn.Embedding(config.num_items, config.hidden_size)
+        nn.init.normal_(self.item_embed.weight, std=config.initializer_range / config.item_scale)
+
+    def forward(self, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None, **kwargs):
+        if input_ids is not None and inputs_embeds is None:
+            is_item = input_ids >= self.config.vocab_size
+            if is_item.any():
+                text = self.model.embed_tokens(input_ids.masked_fill(is_item, self.config.eos_token_id))
+                item = self.config.item_scale * self.item_embed((input_ids - self.config.vocab_size).clamp(min=0))
+                inputs_embeds, input_ids = text + item * is_item.unsqueeze(-1), None
+        return super().forward(input_ids=input_ids, inputs_embeds=inputs_embeds, **kwargs)
+
+
+def transition_svd(data: GlossData, dim: int, seed: int, window: int = 3) -> torch.Tensor:
+    """[n_items, dim] rows U * sqrt(S) of a truncated SVD of log1p(training transition counts), per-entry std 1."""
+    n = len(data.catalog.titles)
+    counts = transition_matrix(data.split.train_sequences(), n, window).astype(np.float64)
+    counts.data = np.log1p(counts.data)
+    k = min(dim, n - 1)
+    u, s, _ = scipy.sparse.linalg.svds(counts, k=k, rng=np.random.default_rng(seed))
+    vectors = np.zeros((n, dim))
+    vectors[:, :k] = u * np.sqrt(s)
+    return torch.tensor(vectors / max(vectors.std(), 1e-12), dtype=torch.float32)
+
+
 def scratch_llama(
     data: GlossData,
     cache_dir: str = "~/.cache/gloss",
@@ -52,16 +96,19 @@ def scratch_llama(
     intermediate_size: int | None = None,
     max_position_embeddings: int = 1024,
     tie_word_embeddings: bool = True,
+    item_embeddings: str | None = None,
+    item_scale: float = 1.0,
     seed: int = 42,
     pretrained: str | None = None,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """(model, tokenizer) for `data`'s catalog; same seed + data -> same initial weights.
+    `item_embeddings`: null (text only) | random | svd: an ItemAwareLlama with one trainable vector per catalog item
+    (see the module docstring), multiplied by `item_scale`.
     `pretrained`: a run's saved generator folder (run_dir/generator) to load instead of a random init."""
     if pretrained is not None:
-        folder = Path(pretrained).expanduser()
-        if not (folder / "config.json").is_file():
-            raise GlossError(f"model.backbone.pretrained={folder}: not a saved generator folder (no config.json)")
-        return LlamaForCausalLM.from_pretrained(folder), PreTrainedTokenizerFast.from_pretrained(folder)
+        return load_generator(Path(pretrained).expanduser(), len(data.catalog.titles))
+    if item_embeddings not in (None, "random", "svd"):
+        raise GlossError(f"model.backbone.item_embeddings={item_embeddings!r}: expected null, random or svd")
     tokenizer = title_tokenizer(data.catalog.titles, vocab_size, cache_dir)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -75,8 +122,26 @@ def scratch_llama(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        num_items=len(data.catalog.titles) if item_embeddings else 0,
+        item_scale=item_scale,
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = ItemAwareLlama(config) if item_embeddings else LlamaForCausalLM(config)
+    if item_embeddings == "svd":  # effective vectors (item_scale * weight) start at the token embeddings' scale
+        with torch.no_grad():
+            model.item_embed.weight.copy_(transition_svd(data, hidden_size, seed) * config.initializer_range / item_scale)
     log.info("scratch Llama: %.2fM parameters, vocab %d", sum(p.numel() for p in model.parameters()) / 1e6, len(tokenizer))
     return model, tokenizer
+
+
+def load_generator(folder: Path, num_items: int) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """A saved run_dir/generator folder; item-aware models must come from a run on the same catalog."""
+    if not (folder / "config.json").is_file():
+        raise GlossError(f"model.backbone.pretrained={folder}: not a saved generator folder (no config.json)")
+    config = LlamaConfig.from_pretrained(folder)
+    saved_items = getattr(config, "num_items", 0)
+    if saved_items and saved_items != num_items:
+        raise GlossError(f"model.backbone.pretrained={folder}: item embeddings for {saved_items} items, "
+                         f"but this dataset's catalog has {num_items}")
+    cls = ItemAwareLlama if saved_items else LlamaForCausalLM
+    return cls.from_pretrained(folder), PreTrainedTokenizerFast.from_pretrained(folder)

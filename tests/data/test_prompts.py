@@ -87,6 +87,24 @@ def test_packed_chunks_respect_max_seq_length(tokenizer):
     assert n_targets == len(seq) - 1  # every item but the first is a target exactly once
 
 
+def test_item_tokens_replace_the_eos_that_closes_each_item(tokenizer):
+    """With item tokens, an item's identity enters only after its whole title; as a label it is still EOS."""
+    offset = len(tokenizer)
+    enc = PromptEncoder(tokenizer, COMPACT, TITLES, max_seq_length=1024, item_token_offset=offset)
+    plain = PromptEncoder(tokenizer, COMPACT, TITLES, max_seq_length=1024)
+    seq = [3, 7, 1, 9]
+    (ids, labels), = enc.packed(seq)
+    (plain_ids, plain_labels), = plain.packed(seq)
+    assert labels == plain_labels
+    marks = [(pos, t - offset) for pos, t in enumerate(ids) if t >= offset]
+    assert [item for _, item in marks] == seq
+    assert all(plain_ids[pos] == tokenizer.eos_token_id for pos, _ in marks)
+    assert [t for t in ids if t < offset] == [t for t in plain_ids if t != tokenizer.eos_token_id]
+    assert enc.prompt_ids(seq[:3])[-1] == offset + seq[2]  # generation starts right after the last item's token
+    with pytest.raises(ValueError, match="EOS-separated"):
+        PromptEncoder(tokenizer, PAPER_TEMPLATE, TITLES, item_token_offset=offset)
+
+
 def test_datamodule_batches(tokenizer):
     data = tiny_data()
     enc = PromptEncoder(tokenizer, COMPACT, TITLES, max_seq_length=1024)

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 
 from gloss.data import Catalog, split_leave_one_out
 from gloss.data.dataset import GlossData
-from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder, left_pad
+from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder, collate, left_pad
 from gloss.data.prompts import PromptTemplate
 from gloss.errors import GlossError
 from gloss.models.base import RunContext
@@ -22,7 +22,7 @@ from gloss.models.beam_search import beam_search
 from gloss.models.generator import GenerativeRecommender, GeneratorModule
 from gloss.models.precomputed import PrecomputedGenerations
 from gloss.models.pretrained_lm import pretrained_lm
-from gloss.models.scratch_lm import scratch_llama
+from gloss.models.scratch_lm import load_generator, scratch_llama, transition_svd
 from gloss.retrieval import BM25Retriever
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
@@ -134,6 +134,50 @@ def test_contrastive_beam_search_matches_a_manual_greedy_loop(tmp_path):
                 if t == eos:
                     break
             assert one[row, 0, : len(out)].tolist() == out
+
+def test_item_embeddings_tell_apart_items_with_the_same_title(tmp_path):
+    """Items 0 and 1 share a title but have different successors: a text-only prompt cannot tell them apart,
+    the item tokens can. Also: the item token is EOS + the item's vector, and a saved model reloads only on its catalog."""
+    titles = ["Alpha Rose Serum", "Alpha Rose Serum", "Beta Cream", "Gamma Soap"]
+    split = split_leave_one_out(["u0", "u1"], [np.array([0, 2, 3]), np.array([1, 3, 2])], val_fraction=0.0, seed=42)
+    data = GlossData("dup", Catalog(["a", "b", "c", "d"], titles), split, (1, 3))
+    torch.manual_seed(0)
+    model, tok = scratch_llama(data, str(tmp_path / "cache"), item_embeddings="random", **TINY)
+    offset = model.config.vocab_size
+    enc = PromptEncoder(tok, PromptTemplate(**COMPACT), titles, max_seq_length=64, item_token_offset=offset)
+    batch = collate(enc.packed([0, 2]) + enc.packed([1, 3]), tok.pad_token_id)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    module = GeneratorModule(model.eval(), tok, generation={"max_new_tokens": 8, "num_beams": 2, "num_return_sequences": 1})
+    assert [row[0].strip() for row in module.generate([enc.prompt_ids([0]), enc.prompt_ids([1])])] == ["Beta Cream", "Gamma Soap"]
+    with torch.no_grad():
+        prompt = torch.tensor([enc.prompt_ids([0])])
+        as_eos = prompt.masked_fill(prompt >= offset, tok.eos_token_id)
+        assert not torch.allclose(model(input_ids=prompt).logits, model(input_ids=as_eos).logits)
+        model.item_embed.weight[0].zero_()
+        assert torch.allclose(model(input_ids=prompt).logits, model(input_ids=as_eos).logits)
+    model.save_pretrained(tmp_path / "gen")
+    tok.save_pretrained(tmp_path / "gen")
+    reloaded, _ = load_generator(tmp_path / "gen", num_items=4)
+    assert torch.equal(reloaded.item_embed.weight, model.item_embed.weight)
+    with pytest.raises(GlossError, match="catalog has 5"):
+        load_generator(tmp_path / "gen", num_items=5)
+
+
+def test_svd_item_vectors_summarise_training_successors_only():
+    """Items with the same training successors get the same vector; held-out targets add nothing."""
+    titles = [f"Item {c}" for c in "ABCDEF"]
+    split = split_leave_one_out(["u0", "u1"], [np.array([0, 2, 3, 5]), np.array([1, 2, 3, 4])], val_fraction=0.0, seed=42)
+    data = GlossData("svd", Catalog(list("abcdef"), titles), split, (2, 4))
+    vectors = transition_svd(data, dim=8, seed=0)
+    assert vectors.shape == (6, 8) and torch.allclose(vectors[0], vectors[1], atol=1e-5)
+    assert vectors[0].abs().sum() > 0 and not torch.allclose(vectors[0], vectors[2], atol=1e-3)
+    assert (vectors[3:] == 0).all()  # 3 is followed only by test targets (4, 5), which never appear in training
+
 
 def recommender(tmp_path: Path, **kw) -> GenerativeRecommender:
     backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), **TINY)
