@@ -56,8 +56,7 @@ def title_tokenizer(titles: list[str], vocab_size: int, cache_dir: str | Path) -
 
 class ItemAwareLlama(LlamaForCausalLM):
     """A Llama whose input ids >= vocab_size are item tokens: EOS + item_scale * item_embed[id - vocab_size] (outputs:
-    text only). `item_scale` multiplies the item vectors' effective learning rate under Adam: each item appears in few
-    batches, so at the tokens' rate its vector barely moves in a CPU budget."""
+    text only). `item_scale` multiplies the vectors and so, under Adam, their effective learning rate."""
 
     def __init__(self, config: LlamaConfig):
         super().__init__(config)

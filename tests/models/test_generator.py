@@ -179,8 +179,8 @@ def test_svd_item_vectors_summarise_training_successors_only():
     assert (vectors[3:] == 0).all()  # 3 is followed only by test targets (4, 5), which never appear in training
 
 
-def recommender(tmp_path: Path, **kw) -> GenerativeRecommender:
-    backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), **TINY)
+def recommender(tmp_path: Path, item_embeddings: str | None = None, **kw) -> GenerativeRecommender:
+    backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), item_embeddings=item_embeddings, **TINY)
     args = dict(template=COMPACT, max_seq_length=256, packed=True, batch_size=16, lr=3e-3, warmup_steps=2,
                 generation={"max_new_tokens": 10, "batch_size": 8}, val_max_users=None)
     args.update(kw)
@@ -192,10 +192,11 @@ def trainer_cfg(max_epochs: int) -> dict:
             "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0}
 
 
-def test_fit_logs_val_metrics_saves_generator_and_resumes(tmp_path):
+@pytest.mark.parametrize("item_embeddings", [None, "svd"])
+def test_fit_logs_val_metrics_saves_generator_and_resumes(tmp_path, item_embeddings):
     data = tiny_data()
     run_dir = tmp_path / "run"
-    rec = recommender(tmp_path)
+    rec = recommender(tmp_path, item_embeddings)
     rec.fit(data, RunContext(run_dir=run_dir, trainer=trainer_cfg(1)))
     assert {"val/recall@5", "val/ndcg@5", "val/recall@10", "val/ndcg@10", "val/loss"} <= set(rec.fit_metrics)
     ranking = rec.recommend(data.split.histories(data.split.examples("test")), k=10)
@@ -205,7 +206,7 @@ def test_fit_logs_val_metrics_saves_generator_and_resumes(tmp_path):
     assert json.loads((saved / "gloss_generation.json").read_text())["generation"]["num_beams"] == 5
     first = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
     assert first > 0
-    resumed = recommender(tmp_path)
+    resumed = recommender(tmp_path, item_embeddings)
     resumed.fit(data, RunContext(run_dir=run_dir, trainer=trainer_cfg(2), ckpt_path="last"))
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 * first
     # generation only, from what the run folder saved, ranks exactly like the trained model
