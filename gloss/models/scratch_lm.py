@@ -97,12 +97,14 @@ def scratch_llama(
     tie_word_embeddings: bool = True,
     item_embeddings: str | None = None,
     item_scale: float = 1.0,
+    item_init_std: float | None = None,
     seed: int = 42,
     pretrained: str | None = None,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """(model, tokenizer) for `data`'s catalog; same seed + data -> same initial weights.
     `item_embeddings`: null (text only) | random | svd: an ItemAwareLlama with one trainable vector per catalog item
-    (see the module docstring), multiplied by `item_scale`.
+    (see the module docstring), multiplied by `item_scale`; `item_init_std`: per-entry std of the effective vectors at
+    init (null: the token embeddings' init std).
     `pretrained`: a run's saved generator folder (run_dir/generator) to load instead of a random init."""
     if pretrained is not None:
         return load_generator(Path(pretrained).expanduser(), len(data.catalog.titles))
@@ -126,9 +128,10 @@ def scratch_llama(
     )
     torch.manual_seed(seed)
     model = ItemAwareLlama(config) if item_embeddings else LlamaForCausalLM(config)
-    if item_embeddings == "svd":  # effective vectors (item_scale * weight) start at the token embeddings' scale
+    if item_embeddings:  # effective vectors (item_scale * weight) start with per-entry std item_init_std
+        init = transition_svd(data, hidden_size, seed) if item_embeddings == "svd" else torch.randn(config.num_items, hidden_size)
         with torch.no_grad():
-            model.item_embed.weight.copy_(transition_svd(data, hidden_size, seed) * config.initializer_range / item_scale)
+            model.item_embed.weight.copy_(init * (item_init_std or config.initializer_range) / item_scale)
     log.info("scratch Llama: %.2fM parameters, vocab %d", sum(p.numel() for p in model.parameters()) / 1e6, len(tokenizer))
     return model, tokenizer
 
