@@ -179,6 +179,18 @@ def test_svd_item_vectors_summarise_training_successors_only():
     assert (vectors[3:] == 0).all()  # 3 is followed only by test targets (4, 5), which never appear in training
 
 
+def test_item_vectors_start_at_item_init_std_whatever_item_scale(tmp_path):
+    """item_scale is a learning-rate multiplier: the effective vectors (item_scale * weight) start at SVD * item_init_std."""
+    titles = [f"Item {c}" for c in "ABCDEF"]
+    split = split_leave_one_out(["u0", "u1"], [np.array([0, 2, 3, 5]), np.array([1, 2, 3, 4])], val_fraction=0.0, seed=42)
+    data = GlossData("svd", Catalog(list("abcdef"), titles), split, (2, 4))
+    expected = transition_svd(data, dim=TINY["hidden_size"], seed=42) * 0.2
+    for scale in (1.0, 0.1):
+        model, _ = scratch_llama(data, str(tmp_path / "cache"), item_embeddings="svd", item_scale=scale, item_init_std=0.2,
+                                 **TINY)
+        assert torch.allclose(scale * model.item_embed.weight, expected, atol=1e-6)
+
+
 def recommender(tmp_path: Path, item_embeddings: str | None = None, **kw) -> GenerativeRecommender:
     backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), item_embeddings=item_embeddings, **TINY)
     args = dict(template=COMPACT, max_seq_length=256, packed=True, batch_size=16, lr=3e-3, warmup_steps=2,
