@@ -50,6 +50,10 @@ class GeneratorModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        if hasattr(self.model, "start_epoch"):  # ItemAwareLlama's curriculum (text first, then item vectors)
+            self.model.start_epoch(self.current_epoch)
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.log("val/loss", self.model(**batch).loss, prog_bar=True, batch_size=len(batch["input_ids"]))
 

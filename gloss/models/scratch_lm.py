@@ -56,20 +56,28 @@ def title_tokenizer(titles: list[str], vocab_size: int, cache_dir: str | Path) -
 
 class ItemAwareLlama(LlamaForCausalLM):
     """A Llama whose input ids >= vocab_size are item tokens: EOS + item_scale * item_embed[id - vocab_size] (outputs:
-    text only). `item_scale` multiplies the vectors and so, under Adam, their effective learning rate."""
+    text only). `item_scale` multiplies the vectors and so, under Adam, their effective learning rate. `items_on`
+    (saved with the weights) switches the vectors off, so item tokens read as plain EOS: the curriculum of
+    `config.item_start_epoch` (text first, then items, as LLaRA does) and the checkpoints it selects stay consistent."""
 
     def __init__(self, config: LlamaConfig):
         super().__init__(config)
         self.item_embed = nn.Embedding(config.num_items, config.hidden_size)
         nn.init.normal_(self.item_embed.weight, std=config.initializer_range / config.item_scale)
+        self.register_buffer("items_on", torch.tensor(True))
+
+    def start_epoch(self, epoch: int) -> None:
+        self.items_on.fill_(epoch >= getattr(self.config, "item_start_epoch", 0))
 
     def forward(self, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None, **kwargs):
         if input_ids is not None and inputs_embeds is None:
             is_item = input_ids >= self.config.vocab_size
             if is_item.any():
                 text = self.model.embed_tokens(input_ids.masked_fill(is_item, self.config.eos_token_id))
-                item = self.config.item_scale * self.item_embed((input_ids - self.config.vocab_size).clamp(min=0))
-                inputs_embeds, input_ids = text + item * is_item.unsqueeze(-1), None
+                if self.items_on:
+                    item = self.config.item_scale * self.item_embed((input_ids - self.config.vocab_size).clamp(min=0))
+                    text = text + item * is_item.unsqueeze(-1)
+                inputs_embeds, input_ids = text, None
         return super().forward(input_ids=input_ids, inputs_embeds=inputs_embeds, **kwargs)
 
 
@@ -98,13 +106,14 @@ def scratch_llama(
     item_embeddings: str | None = None,
     item_scale: float = 1.0,
     item_init_std: float | None = None,
+    item_start_epoch: int = 0,
     seed: int = 42,
     pretrained: str | None = None,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """(model, tokenizer) for `data`'s catalog; same seed + data -> same initial weights.
     `item_embeddings`: null (text only) | random | svd: an ItemAwareLlama with one trainable vector per catalog item
     (see the module docstring), multiplied by `item_scale`; `item_init_std`: per-entry std of the effective vectors at
-    init (null: the token embeddings' init std).
+    init (null: the token embeddings' init std); `item_start_epoch`: train text only (item tokens = EOS) before it.
     `pretrained`: a run's saved generator folder (run_dir/generator) to load instead of a random init."""
     if pretrained is not None:
         return load_generator(Path(pretrained).expanduser(), len(data.catalog.titles))
@@ -125,6 +134,7 @@ def scratch_llama(
         pad_token_id=tokenizer.pad_token_id,
         num_items=len(data.catalog.titles) if item_embeddings else 0,
         item_scale=item_scale,
+        item_start_epoch=item_start_epoch,
     )
     torch.manual_seed(seed)
     model = ItemAwareLlama(config) if item_embeddings else LlamaForCausalLM(config)

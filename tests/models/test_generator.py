@@ -4,6 +4,7 @@ Everything runs on tiny random Llama models (CPU, no network)."""
 import functools
 import json
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +164,7 @@ def test_item_embeddings_tell_apart_items_with_the_same_title(tmp_path):
     model.save_pretrained(tmp_path / "gen")
     tok.save_pretrained(tmp_path / "gen")
     reloaded, _ = load_generator(tmp_path / "gen", num_items=4)
-    assert torch.equal(reloaded.item_embed.weight, model.item_embed.weight)
+    assert torch.equal(reloaded.item_embed.weight, model.item_embed.weight) and reloaded.items_on
     with pytest.raises(GlossError, match="catalog has 5"):
         load_generator(tmp_path / "gen", num_items=5)
 
@@ -177,6 +178,23 @@ def test_svd_item_vectors_summarise_training_successors_only():
     assert vectors.shape == (6, 8) and torch.allclose(vectors[0], vectors[1], atol=1e-5)
     assert vectors[0].abs().sum() > 0 and not torch.allclose(vectors[0], vectors[2], atol=1e-3)
     assert (vectors[3:] == 0).all()  # 3 is followed only by test targets (4, 5), which never appear in training
+
+
+def test_item_curriculum_reads_item_tokens_as_eos_until_its_epoch_and_saves_that_state(tmp_path):
+    data = tiny_data()
+    model, tok = scratch_llama(data, str(tmp_path / "cache"), item_embeddings="svd", item_start_epoch=2, **TINY)
+    ids = torch.tensor([[tok.bos_token_id, 5, 6, model.config.vocab_size + 3, 7]])
+    as_eos = ids.masked_fill(ids >= model.config.vocab_size, tok.eos_token_id)
+    module = GeneratorModule(model, tok)
+    with torch.no_grad():
+        for epoch, items_on in ((0, False), (1, False), (2, True)):
+            module._trainer = types.SimpleNamespace(current_epoch=epoch)  # the hook reads only the epoch
+            module.on_train_epoch_start()
+            assert torch.allclose(model(input_ids=ids).logits, model(input_ids=as_eos).logits) != items_on
+    model.start_epoch(1)
+    model.save_pretrained(tmp_path / "gen")
+    tok.save_pretrained(tmp_path / "gen")
+    assert not load_generator(tmp_path / "gen", num_items=len(data.catalog.titles))[0].items_on
 
 
 def test_item_vectors_start_at_item_init_std_whatever_item_scale(tmp_path):
