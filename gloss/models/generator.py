@@ -6,7 +6,8 @@ title to catalog items, and the hits are fused into one ranking.
   warmup, completion-only loss; `generate` runs batched beam search.
 - `GenerativeRecommender` (Recommender): builds the backbone, trains it with a Lightning Trainer
   (RankingEvalCallback logs val/ndcg@5 etc., checkpoints in run_dir/checkpoints, `ckpt_path=last` resumes),
-  saves what generation needs in run_dir/generator, and ranks histories by generate -> retrieve -> fuse.
+  saves what generation needs in run_dir/generator, and ranks histories by generate -> retrieve -> fuse
+  [-> `rerank`: the LM re-scores those hits plus the last item's neighbours by its likelihood of their titles].
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from gloss.data.prompts import PromptTemplate
 from gloss.training import fit_on_validation
 from gloss.models.base import Ranking, Recommender, RunContext
 from gloss.models.beam_search import beam_search
+from gloss.models.rerank import rerank_scores
 from gloss.retrieval import Retriever, fuse
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,7 @@ class GenerativeRecommender(Recommender):
         val_max_users: int | None = 500,
         patience: int | None = None,
         exclude_seen: bool = False,
+        rerank: dict | None = None,
         train: bool = True,
     ):
         self.backbone, self.retriever = backbone, retriever
@@ -147,10 +150,12 @@ class GenerativeRecommender(Recommender):
         self.generation = plain(generation) or {}
         self.query_format, self.fusion, self.retrieval_depth = query_format, fusion, retrieval_depth
         self.val_max_users, self.patience, self.exclude_seen = val_max_users, patience, exclude_seen
+        self.rerank = {"generated": 10, "neighbours": 10, "contrast": 0.0, "batch_size": 32, **plain(rerank)} if rerank else None
         self.train = train  # false: generation only, e.g. from a saved generator (model.backbone.pretrained=<run>/generator)
         self.module: GeneratorModule | None = None
         self.encoder: PromptEncoder | None = None
         self.fit_metrics: dict[str, float] = {}
+        self.texts: list[str] = []
 
     def build(self, data: GlossData, seed: int) -> None:
         model, tokenizer = self.backbone(data=data, seed=seed)
@@ -162,7 +167,8 @@ class GenerativeRecommender(Recommender):
     def fit(self, data: GlossData, ctx: RunContext) -> None:
         L.seed_everything(ctx.seed, workers=True)
         self.build(data, ctx.seed)
-        self.retriever.index(data.catalog.texts)
+        self.texts = data.catalog.texts
+        self.retriever.index(self.texts)
         if not self.train:
             self.module.eval()
             return
@@ -179,7 +185,7 @@ class GenerativeRecommender(Recommender):
         self.module.tokenizer.save_pretrained(folder)
         settings = {"template": self.template.__dict__, "max_seq_length": self.max_seq_length,
                     "max_item_tokens": self.max_item_tokens, "generation": self.module.generation,
-                    "query_format": self.query_format, "fusion": self.fusion}
+                    "query_format": self.query_format, "fusion": self.fusion, "rerank": self.rerank}
         (folder / "gloss_generation.json").write_text(json.dumps(settings, indent=2))
 
     def queries(self, histories: Sequence[np.ndarray], progress: bool = False) -> list[list[str]]:
@@ -193,8 +199,43 @@ class GenerativeRecommender(Recommender):
         if self.module is None:
             raise RuntimeError("call fit() before recommend()")
         self.module.eval()
-        queries = self.queries(histories, progress=len(histories) > 2000)
-        return self.rank(queries, histories, k)
+        progress = len(histories) > 2000
+        queries = self.queries(histories, progress=progress)
+        if self.rerank is None:
+            return self.rank(queries, histories, k)
+        generated = self.rank(queries, histories, max(k, self.rerank["generated"])).items[:, : self.rerank["generated"]]
+        return self.rerank_pool(histories, self.candidate_pool(histories, generated), k, progress)
+
+    def candidate_pool(self, histories: Sequence[np.ndarray], generated: np.ndarray) -> list[list[int]]:
+        """Per user: the generated titles' hits (fused order), then the last item's nearest catalog neighbours
+        (retrieved with its own title, the item itself left out) up to `rerank.neighbours` of them."""
+        n = self.rerank["neighbours"]
+        last = [int(h[-1]) if len(h) else -1 for h in histories]
+        near, _ = self.retriever.search_unique([self.texts[i] if i >= 0 else "" for i in last], n + 1) if n else (None, None)
+        pools = []
+        for u, h in enumerate(histories):
+            banned = set(h.tolist()) if self.exclude_seen else set()
+            pool = [int(i) for i in generated[u] if i >= 0 and i not in banned]
+            if n and last[u] >= 0:
+                pool += [int(i) for i in near[u] if i >= 0 and i != last[u] and i not in banned][:n]
+            pools.append(list(dict.fromkeys(pool)))
+        return pools
+
+    def rerank_pool(self, histories: Sequence[np.ndarray], pools: list[list[int]], k: int, progress: bool) -> Ranking:
+        """Sort each pool by the LM's (contrasted) log-likelihood of the items' titles after the user's prompt."""
+        enc, tok = self.encoder, self.module.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        null = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+        room = self.max_item_tokens + 1 if self.max_item_tokens else self.max_seq_length // 2
+        prompts = [enc.prompt_ids(h, room=room) for h in histories]
+        scores = rerank_scores(self.module.model, prompts, pools, lambda i: enc.labels(enc.completion_ids(i)), pad, null,
+                               self.rerank["contrast"], self.rerank["batch_size"], progress)
+        items = np.full((len(pools), k), -1, dtype=np.int64)
+        best = np.zeros((len(pools), k), dtype=np.float32)
+        for u, (pool, s) in enumerate(zip(pools, scores)):
+            order = np.argsort(-s, kind="stable")[:k]
+            items[u, : len(order)], best[u, : len(order)] = np.asarray(pool)[order], s[order]
+        return Ranking(items, best)
 
     def rank(self, queries: list[list[str]], histories: Sequence[np.ndarray], k: int) -> Ranking:
         """Retrieve each query's top items and fuse them (top1_per_query = GLoSS: beam i's top-1 at rank i)."""
