@@ -1,4 +1,5 @@
-"""Benchmark the offline generator on this machine: training tokens/s and beam-search generation users/s.
+"""Benchmark the offline generator on this machine: training tokens/s, beam-search generation users/s and, when
+`rerank` is on, retrieval + re-ranking users/s.
 
     python benchmarks/bench_generator.py --dataset beauty --threads 2 [--ckpt outputs/runs/.../generator]
 
@@ -38,10 +39,10 @@ def main() -> None:
     data = instantiate(cfg.dataset)
     rec = instantiate(cfg.model)
     rec.build(data, seed=0)
-    if args.ckpt:
-        from transformers import AutoModelForCausalLM
+    if args.ckpt:  # item-aware generators need their own class (item vectors), not AutoModelForCausalLM
+        from gloss.models.scratch_lm import load_generator
 
-        rec.module.model = AutoModelForCausalLM.from_pretrained(args.ckpt)
+        rec.module.model = load_generator(Path(args.ckpt).expanduser(), len(data.catalog.titles))[0]
     model = rec.module.model
     print(f"{args.dataset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {args.threads} threads")
 
@@ -77,6 +78,19 @@ def main() -> None:
     print(f"generation (beam {g['num_beams']}, {g['num_return_sequences']} returned, <= {g['max_new_tokens']} tokens, "
           f"batch {g['batch_size']}): {len(histories) / dt:.1f} users/s; all {n_all:,} test users = {n_all / (len(histories) / dt) / 60:.1f} min")
     print("example:", queries[0][:2])
+    if rec.rerank:
+        rec.texts = data.catalog.texts
+        rec.retriever.index(rec.texts)
+        rec.rank(queries, histories, 10)  # warm-up: encodes the generated titles once
+        t0 = time.perf_counter()
+        generated = rec.rank(queries, histories, 10).items[:, : rec.rerank["generated"]]
+        pools = rec.candidate_pool(histories, generated)
+        t1 = time.perf_counter()
+        rec.rerank_pool(histories, pools, 10, progress=False)
+        t2 = time.perf_counter()
+        print(f"retrieval + pools: {len(histories) / (t1 - t0):.1f} users/s; rerank ({sum(map(len, pools)) / len(pools):.1f} "
+              f"candidates/user, batch {rec.rerank['batch_size']}): {len(histories) / (t2 - t1):.1f} users/s; "
+              f"all test users = {n_all / (len(histories) / (t2 - t1)) / 60:.1f} min")
 
 
 if __name__ == "__main__":

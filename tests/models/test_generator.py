@@ -277,6 +277,7 @@ def test_presets_instantiate(preset, tmp_path):
     model = instantiate(cfg.model)
     assert isinstance(model, GenerativeRecommender) and model.generation["num_beams"] == 5
     assert model.fusion == "top1_per_query"
+    assert (model.rerank is None) == preset.startswith("llama")  # the paper's rows rank by beam order, no rerank
 
 
 def test_llama_preset_fails_fast_offline(tmp_path, monkeypatch):
