@@ -150,7 +150,7 @@ class GenerativeRecommender(Recommender):
         self.generation = plain(generation) or {}
         self.query_format, self.fusion, self.retrieval_depth = query_format, fusion, retrieval_depth
         self.val_max_users, self.patience, self.exclude_seen = val_max_users, patience, exclude_seen
-        self.rerank = {"generated": 10, "neighbours": 10, "contrast": 0.0, "batch_size": 32, **plain(rerank)} if rerank else None
+        self.rerank = {"generated": 5, "neighbours": 10, "contrast": 0.5, "batch_size": 32, **plain(rerank)} if rerank else None
         self.train = train  # false: generation only, e.g. from a saved generator (model.backbone.pretrained=<run>/generator)
         self.module: GeneratorModule | None = None
         self.encoder: PromptEncoder | None = None

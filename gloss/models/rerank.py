@@ -10,7 +10,7 @@ Each prompt is encoded once; its KV cache is repeated for its candidates (as in 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -50,11 +50,11 @@ def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
                        use_cache=False).logits.float()
         logp = logits.log_softmax(-1).gather(2, tokens[:, 1:, None]).squeeze(2)
         total = total + (logp * valid[:, 1:]).sum(1)
-    return list(torch.split(total.cpu(), counts))
+    return [t.numpy() for t in torch.split(total.cpu(), counts)]
 
 
 def rerank_scores(model, prompts: Sequence[list[int]], candidates: Sequence[Sequence[int]],
-                  completion: callable, pad_token_id: int, null_prompt: list[int], contrast: float = 0.0,
+                  completion: Callable[[int], list[int]], pad_token_id: int, null_prompt: list[int], contrast: float = 0.0,
                   batch_size: int = 32, progress: bool = False) -> list[np.ndarray]:
     """Per user: the (contrasted) log-likelihood of each candidate item's completion tokens after the user's prompt.
     `completion(item)` -> token ids (title + EOS); the null term is computed once per distinct item."""
@@ -66,7 +66,7 @@ def rerank_scores(model, prompts: Sequence[list[int]], candidates: Sequence[Sequ
         ids, mask = (t.to(dev) for t in left_pad([prompts[r] for r in rows], pad_token_id))
         lls = completion_logprobs(model, ids, mask, [[completion(i) for i in candidates[r]] for r in rows], pad_token_id)
         for r, ll in zip(rows, lls):
-            scores[r] = ll.numpy().astype(np.float64)
+            scores[r] = ll.astype(np.float64)
     if contrast:
         items = sorted({int(i) for row in candidates for i in row})
         null: dict[int, float] = {}
