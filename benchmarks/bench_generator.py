@@ -79,8 +79,7 @@ def main() -> None:
           f"batch {g['batch_size']}): {len(histories) / dt:.1f} users/s; all {n_all:,} test users = {n_all / (len(histories) / dt) / 60:.1f} min")
     print("example:", queries[0][:2])
     if rec.rerank:
-        rec.texts = data.catalog.texts
-        rec.retriever.index(rec.texts)
+        rec.index_catalog(data)
         rec.rank(queries, histories, 10)  # warm-up: encodes the generated titles once
         t0 = time.perf_counter()
         generated = rec.rank(queries, histories, 10).items[:, : rec.rerank["generated"]]

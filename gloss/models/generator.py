@@ -73,11 +73,21 @@ class GeneratorModule(L.LightningModule):
         if len(trainable) < sum(1 for _ in self.model.parameters()):
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    @property
+    def null_prompt(self) -> list[int]:
+        """The history-free prompt of context-contrastive scores: BOS alone (EOS without one)."""
+        tok = self.tokenizer
+        return [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], progress: bool = False) -> list[list[str]]:
         """Token-id prompts -> num_return_sequences decoded completions each (best first)."""
-        g, tok = self.generation, self.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        g, tok, pad = self.generation, self.tokenizer, self.pad_id
         order = np.argsort([len(p) for p in prompts], kind="stable")  # similar lengths batch together
         out: list[list[str]] = [[] for _ in prompts]
         batches = range(0, len(prompts), g["batch_size"])
@@ -101,9 +111,8 @@ class GeneratorModule(L.LightningModule):
                                        length_penalty=g["length_penalty"], do_sample=False, eos_token_id=eos,
                                        pad_token_id=pad, use_cache=True)
             return seqs[:, ids.shape[1] :].reshape(ids.shape[0], g["num_return_sequences"], -1)
-        null = [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else eos]
         seqs, _ = beam_search(self.model, ids, mask, g["num_beams"], g["max_new_tokens"], eos, pad, g["length_penalty"],
-                              g["contrast"], null)
+                              g["contrast"], self.null_prompt)
         return seqs[:, : g["num_return_sequences"]]
 
 
@@ -156,6 +165,7 @@ class GenerativeRecommender(Recommender):
         self.encoder: PromptEncoder | None = None
         self.fit_metrics: dict[str, float] = {}
         self.texts: list[str] = []
+        self._neighbours: np.ndarray | None = None  # [n_items, depth]: every catalog item's nearest items (rerank)
 
     def build(self, data: GlossData, seed: int) -> None:
         model, tokenizer = self.backbone(data=data, seed=seed)
@@ -167,8 +177,7 @@ class GenerativeRecommender(Recommender):
     def fit(self, data: GlossData, ctx: RunContext) -> None:
         L.seed_everything(ctx.seed, workers=True)
         self.build(data, ctx.seed)
-        self.texts = data.catalog.texts
-        self.retriever.index(self.texts)
+        self.index_catalog(data)
         if not self.train:
             self.module.eval()
             return
@@ -178,6 +187,17 @@ class GenerativeRecommender(Recommender):
                                     self.val_max_users, self.patience, strict=False)  # LoRA ckpts: adapters only
         self.fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         self.save(Path(ctx.run_dir) / "generator")
+
+    def index_catalog(self, data: GlossData) -> None:
+        self.texts, self._neighbours = data.catalog.texts, None
+        self.retriever.index(self.texts)
+
+    def neighbours(self, depth: int) -> np.ndarray:
+        """[n_items, depth] nearest catalog items of every item (its own title as the query, so the dense query
+        embeddings are the cached catalog ones), searched once per index, not once per ranking call."""
+        if self._neighbours is None or self._neighbours.shape[1] < depth:
+            self._neighbours = self.retriever.search(self.texts, depth)[0]
+        return self._neighbours[:, :depth]
 
     def save(self, folder: Path) -> None:
         """Everything generation needs: model (full weights, or PEFT adapter), tokenizer, prompt/generation settings."""
@@ -210,25 +230,24 @@ class GenerativeRecommender(Recommender):
         """Per user: the generated titles' hits (fused order), then the last item's nearest catalog neighbours
         (retrieved with its own title, the item itself left out) up to `rerank.neighbours` of them."""
         n = self.rerank["neighbours"]
-        last = [int(h[-1]) if len(h) else -1 for h in histories]
-        near, _ = self.retriever.search_unique([self.texts[i] if i >= 0 else "" for i in last], n + 1) if n else (None, None)
+        near = self.neighbours(n + 1) if n else None
         pools = []
         for u, h in enumerate(histories):
             banned = set(h.tolist()) if self.exclude_seen else set()
             pool = [int(i) for i in generated[u] if i >= 0 and i not in banned]
-            if n and last[u] >= 0:
-                pool += [int(i) for i in near[u] if i >= 0 and i != last[u] and i not in banned][:n]
+            if n and len(h):
+                last = int(h[-1])
+                pool += [int(i) for i in near[last] if i >= 0 and i != last and i not in banned][:n]
             pools.append(list(dict.fromkeys(pool)))
         return pools
 
     def rerank_pool(self, histories: Sequence[np.ndarray], pools: list[list[int]], k: int, progress: bool) -> Ranking:
         """Sort each pool by the LM's (contrasted) log-likelihood of the items' titles after the user's prompt."""
-        enc, tok = self.encoder, self.module.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        null = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+        enc = self.encoder
         room = self.max_item_tokens + 1 if self.max_item_tokens else self.max_seq_length // 2
         prompts = [enc.prompt_ids(h, room=room) for h in histories]
-        scores = rerank_scores(self.module.model, prompts, pools, lambda i: enc.labels(enc.completion_ids(i)), pad, null,
+        scores = rerank_scores(self.module.model, prompts, pools, lambda i: enc.labels(enc.completion_ids(i)),
+                               self.module.pad_id, self.module.null_prompt,
                                self.rerank["contrast"], self.rerank["batch_size"], progress)
         items = np.full((len(pools), k), -1, dtype=np.int64)
         best = np.zeros((len(pools), k), dtype=np.float32)
