@@ -1,11 +1,11 @@
 """Benchmark the offline generator on this machine: training tokens/s, beam-search generation users/s and, when
 `rerank` is on, retrieval + re-ranking users/s.
 
-    python benchmarks/bench_generator.py --dataset beauty --threads 2 [--ckpt outputs/runs/.../generator]
+    python benchmarks/bench_generator.py --dataset beauty --threads 2 [--run outputs/runs/beauty/gloss_scratch/<time>]
 
 Uses conf/model/gloss_scratch.yaml (override any key with --set key=value, e.g. --set backbone.hidden_size=256).
-Without --ckpt the weights are random: generation then stops at a random length, so pass the folder a run
-saved (run_dir/generator) for generation figures that match a trained model.
+Without --run the weights are random: generation then stops at a random length, so pass the folder a run
+saved for generation figures that match a trained model.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--users", type=int, default=512, help="test users to generate for")
-    ap.add_argument("--ckpt", default=None, help="a run's generator folder (weights to load)")
+    ap.add_argument("--run", default=None, help="a finished run folder (its saved generator and settings are loaded)")
     ap.add_argument("--set", nargs="*", default=[], help="overrides of the model config, e.g. generation.batch_size=256")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -38,17 +38,11 @@ def main() -> None:
         cfg = compose("config", overrides=overrides)
     data = instantiate(cfg.dataset)
     rec = instantiate(cfg.model)
-    rec.build(data, seed=0)
-    if args.ckpt:  # item-aware generators need their own class (item vectors), not AutoModelForCausalLM
-        from gloss.models.scratch_lm import load_generator
-
-        rec.module.model = load_generator(Path(args.ckpt).expanduser(), len(data.catalog.titles))[0]
+    rec.build_for(data, seed=0, run_dir=Path(args.run).expanduser() if args.run else None)
     model = rec.module.model
     print(f"{args.dataset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {args.threads} threads")
 
-    from gloss.data.prompt_datamodule import PromptDataModule
-
-    dm = PromptDataModule(data, rec.encoder, rec.batch_size, packed=rec.packed, catalog_examples=rec.catalog_examples)
+    dm = instantiate(cfg.datamodule, _partial_=True)(data=data, encoder=rec.encoder)
     dm.setup("fit")
     n_epoch = sum(len(ids) for ids, _ in dm.train)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -17,7 +17,6 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from gloss.eval import evaluate_ranking
-from gloss.models import RunContext
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -43,8 +42,8 @@ def main() -> None:
     HydraConfig.instance().set_config(cfg)
     data, t_data = timed(lambda: instantiate(cfg.dataset))
     model = instantiate(cfg.model)
-    _, t_index = timed(lambda: model.fit(data, RunContext(Path(tempfile.gettempdir()))))
-    _, t_index_warm = timed(lambda: model.fit(data, RunContext(Path(tempfile.gettempdir()))))
+    _, t_index = timed(lambda: model.fit(data))
+    _, t_index_warm = timed(lambda: model.fit(data))
     ex = data.split.test_examples()
     histories, targets, segments = data.split.histories(ex), data.split.targets(ex), data.segments()
     _, t_first = timed(lambda: model.recommend(histories, cfg.eval.k))

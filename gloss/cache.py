@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import pickle
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -32,12 +33,22 @@ def texts_key(*parts: Any, texts: list[str]) -> str:
     return h.hexdigest()[:24]
 
 
+def temp_name(path: Path, suffix: str = "tmp") -> Path:
+    """A sibling of `path` no other writer uses: pid (processes) + random (threads of one process)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.{suffix}")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write to a temp file then rename, so an interrupted run never leaves a truncated cache entry."""
+    """Write to a unique temp file then rename, so an interrupted run never leaves a truncated cache entry and
+    parallel jobs (hydra/launcher=local_parallel, SLURM arrays) filling the same entry never see a partial file:
+    the last rename wins, and content-keyed entries are identical anyway."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    tmp = temp_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def cached_pickle(path: Path, build: Callable[[], Any]) -> tuple[Any, bool]:

@@ -2,7 +2,7 @@
 
 A logger config is empty (none), one `_target_` node (logger=wandb / logger=csv), or a mapping of such nodes
 (several trackers at once). Every logger writes inside the run folder: `save_dir` is set to it here.
-Trained models get the list through `RunContext.loggers` and hand it to their Trainer (training curves);
+Trained models get the list on their Trainer (gloss.training: training curves);
 after the test evaluation every logger receives the resolved config and the test metrics, and W&B also
 the per-segment summary, the segment plot and an examples table (gloss.logging_wandb).
 """

@@ -1,73 +1,99 @@
-"""What every trained model shares: the run's Trainer (with the model's own overrides), checkpoints, and
-training with validation ranking metrics, early stopping and the best checkpoint restored."""
+"""Training a `TrainableRecommender` with the run's Lightning pieces, each a Hydra group: the Trainer (`trainer/`),
+its callbacks (`callbacks/`: the ranking-evaluation callback, checkpoints, early stopping, progress) and the
+DataModule (`datamodule/`). After fit the best checkpoint is restored on the Trainer's device (Lightning's teardown
+moves the module to the CPU), so ranking runs where training ran."""
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
+from omegaconf import DictConfig
 
-from gloss.callbacks import RankingEvalCallback
 from gloss.data import GlossData
 from gloss.errors import GlossError
-from gloss.models.base import Recommender, RunContext
+from gloss.models.base import TrainableRecommender
 
 log = logging.getLogger(__name__)
-MONITOR = "val/ndcg@5"
-DEFAULT_TRAINER = {"_target_": "lightning.Trainer", "accelerator": "auto", "devices": 1}
 
 
-def make_trainer(ctx: RunContext, callbacks: list, overrides: dict) -> L.Trainer:
-    """The run's Trainer config (or an `accelerator=auto` default) with the model's overrides (epochs,
-    accumulation, ...; None values are ignored), our callbacks, the run's loggers and the run folder."""
-    cfg = ctx.trainer if ctx.trainer is not None else DEFAULT_TRAINER
-    cfg = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
-    return instantiate(cfg, callbacks=callbacks, logger=ctx.loggers or False, default_root_dir=str(ctx.run_dir))
+def instantiate_callbacks(cfg: DictConfig | None, run_dir: Path, recommender: TrainableRecommender, data: GlossData,
+                          has_logger: bool) -> list[L.Callback]:
+    """One callback per non-null node; a callback whose constructor takes `recommender` / `data` gets the run's;
+    ModelCheckpoint with a null dirpath writes to <run folder>/checkpoints; LearningRateMonitor needs a logger."""
+    callbacks = []
+    for name, node in (cfg or {}).items():
+        if not node:
+            continue
+        cls = get_class(node._target_)
+        if issubclass(cls, LearningRateMonitor) and not has_logger:
+            continue
+        params = inspect.signature(cls).parameters
+        extra = {key: value for key, value in (("recommender", recommender), ("data", data)) if key in params}
+        if issubclass(cls, ModelCheckpoint) and node.get("dirpath") is None:
+            extra["dirpath"] = str(Path(run_dir) / "checkpoints")
+        callbacks.append(instantiate(node, _partial_=True)(**extra))  # objects are passed as-is, not merged into the config
+    return callbacks
 
 
-def resolve_ckpt_path(ctx: RunContext) -> str | None:
+def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     """`last` = this run folder's checkpoints/last.ckpt (resume); any other value is a checkpoint path."""
-    if ctx.ckpt_path is None:
+    if ckpt_path is None:
         return None
-    path = Path(ctx.run_dir) / "checkpoints" / "last.ckpt" if ctx.ckpt_path == "last" else Path(ctx.ckpt_path)
+    path = Path(run_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
     if not path.is_file():
-        raise GlossError(f"ckpt_path={ctx.ckpt_path}: no checkpoint at {path} (to resume, run with hydra.run.dir=<old run folder>)")
+        raise GlossError(f"ckpt_path={ckpt_path}: no checkpoint at {path} (to resume, run with hydra.run.dir=<old run folder>)")
     return str(path)
 
 
-def fit_on_validation(
-    module: L.LightningModule,
-    datamodule: L.LightningDataModule,
-    recommender: Recommender,
-    data: GlossData,
-    ctx: RunContext,
-    overrides: dict,
-    val_max_users: int | None,
-    patience: int | None,
-    strict: bool = True,
-) -> L.Trainer:
-    """Train `module`, ranking the validation users after every epoch (`RankingEvalCallback` -> val/ndcg@5), with the
-    best checkpoint by val/ndcg@5, an unmonitored last.ckpt every epoch (what ckpt_path=last resumes: a monitored
-    ModelCheckpoint's save_last only saves on improvement), optional early stopping; then reload the best weights."""
-    folder = Path(ctx.run_dir) / "checkpoints"
-    best = ModelCheckpoint(dirpath=folder, filename="best-{epoch}", monitor=MONITOR, mode="max")
-    callbacks = [
-        RankingEvalCallback(recommender, data, k=10, max_users=val_max_users, seed=ctx.seed),
-        best,
-        ModelCheckpoint(dirpath=folder, filename="last", enable_version_counter=False),
-    ]
-    if patience:
-        callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=patience))
-    trainer = make_trainer(ctx, callbacks, overrides)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(ctx))
-    if best.best_model_path:  # none under fast_dev_run: keep the last weights
+def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
+    return next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
+
+
+def warn_if_cut_by_time(trainer: L.Trainer) -> None:
+    timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+    if timer is not None and timer.time_remaining("train") is not None and timer.time_remaining("train") <= 0:
+        log.warning("BUDGET: trainer.max_time stopped training after %d of %s epochs; results are those of a shorter "
+                    "run (trainer.max_time=null removes the guard)", trainer.current_epoch, trainer.max_epochs)
+
+
+def load_best_weights(recommender: TrainableRecommender, trainer: L.Trainer) -> None:
+    """The best checkpoint's weights (when one was monitored and saved), on the module's current device."""
+    module = recommender.lightning_module
+    best = best_checkpoint(trainer)
+    if best is not None and best.best_model_path:  # none under fast_dev_run or without validation
         state = torch.load(best.best_model_path, map_location=module.device, weights_only=False)
-        module.load_state_dict(state["state_dict"], strict=strict)
-        log.info("best checkpoint %s (%s=%.4f)", best.best_model_path, MONITOR, best.best_model_score)
+        # LoRA checkpoints hold only the adapters (GeneratorModule.on_save_checkpoint)
+        module.load_state_dict(state["state_dict"], strict=getattr(module, "strict_loading", True))
+        log.info("best checkpoint %s (%s=%.4f)", best.best_model_path, best.monitor, best.best_model_score)
+
+
+def place_for_ranking(recommender: TrainableRecommender, trainer: L.Trainer) -> None:
+    """Ranking runs where training ran: the Trainer's root device (after fit, Lightning's teardown has moved the
+    module to the CPU), in eval mode."""
+    module = recommender.lightning_module
+    module.to(trainer.strategy.root_device)
     module.eval()
+
+
+def train(cfg: DictConfig, recommender: TrainableRecommender, data: GlossData, run_dir: Path, loggers: list) -> L.Trainer:
+    """Build the model for `data` and (cfg.train) fit it; returns the Trainer, whose device the model is left on."""
+    L.seed_everything(cfg.seed, workers=True)
+    recommender.build_for(data, cfg.seed)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"), run_dir, recommender, data, bool(loggers)) if cfg.train else []
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
+    if cfg.train:
+        if cfg.get("datamodule") is None:
+            raise GlossError("datamodule: a trained model needs one (its recipe sets it; e.g. datamodule=sequence)")
+        datamodule = instantiate(cfg.datamodule, _partial_=True)(data=data, **recommender.datamodule_inputs())
+        trainer.fit(recommender.lightning_module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path, run_dir))
+        warn_if_cut_by_time(trainer)
+        load_best_weights(recommender, trainer)
+        if trainer.is_global_zero:
+            recommender.save(run_dir)
+    place_for_ranking(recommender, trainer)
     return trainer

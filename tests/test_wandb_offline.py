@@ -14,10 +14,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from gloss.experiment import run_experiment
-from gloss.models.base import RunContext, ScoringRecommender
+from gloss.models.base import ScoringRecommender, TrainableRecommender
 
 REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -61,23 +61,34 @@ def test_wandb_offline_run_folder(tiny: dict, tmp_path: Path):
         assert key in record, key
 
 
-class TrainedPopularity(ScoringRecommender):
-    """A minimal trained model: item logits fit to the training targets with a Lightning Trainer built from
-    ctx.trainer and ctx.loggers, as every trained gloss model does (importable by Hydra as test_wandb_offline.*)."""
+class TrainedPopularity(ScoringRecommender, TrainableRecommender):
+    """A minimal trained model: item logits fit to the training targets by gloss.training with the run's Trainer and
+    loggers, as every trained gloss model is (importable by Hydra as test_wandb_offline.*)."""
 
     name = "trained_pop"
 
-    def fit(self, data, ctx: RunContext) -> None:
-        ex = data.split.examples("train")
-        targets = torch.as_tensor(data.split.targets(ex))
+    def build_for(self, data, seed, run_dir=None) -> None:
         self.module = ItemLogits(len(data.catalog))
-        loader = torch.utils.data.DataLoader(targets, batch_size=8)
-        trainer = instantiate(ctx.trainer, logger=ctx.loggers or False, max_steps=4, log_every_n_steps=1,
-                              enable_checkpointing=False, enable_progress_bar=False, default_root_dir=str(ctx.run_dir))  # fmt: skip
-        trainer.fit(self.module, loader)
+
+    @property
+    def lightning_module(self):
+        return self.module
+
+    def save(self, run_dir) -> None:
+        torch.save(self.module.state_dict(), Path(run_dir) / "logits.pt")
 
     def score(self, histories):
         return self.module.logits.detach().numpy()[None].repeat(len(histories), 0)
+
+
+class TrainTargets(L.LightningDataModule):
+    def __init__(self, data, batch_size: int = 8):
+        super().__init__()
+        self.targets = torch.as_tensor(data.split.targets(data.split.examples("train")))
+        self.batch_size = batch_size
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.targets, batch_size=self.batch_size)
 
 
 class ItemLogits(L.LightningModule):
@@ -98,15 +109,19 @@ def test_trained_model_logs_curves_and_results_to_wandb_and_csv(tiny: dict, tmp_
     logger = OmegaConf.create({"wandb": OmegaConf.load(REPO / "conf/logger/wandb.yaml"), "csv": OmegaConf.load(REPO / "conf/logger/csv.yaml")})
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         overrides = [f"paths.data_dir={tiny['GLOSS_DATA_DIR']}", f"paths.cache_dir={tiny['GLOSS_CACHE_DIR']}", "dataset.name=tiny"]
-        cfg = compose("config", overrides=overrides + ["model_name=trained_pop", "eval.val=true", "logger=none"])
-    cfg.model = {"_target_": f"{__name__}.TrainedPopularity"}
+        cfg = compose("config", overrides=overrides + ["model_name=trained_pop", "eval.val=true", "logger=none",
+                                                       "model=cooc", "callbacks=none", "+trainer.max_steps=4", "trainer.log_every_n_steps=1",
+                                                       "+trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false"])
+    with open_dict(cfg):
+        cfg.model = {"_target_": f"{__name__}.TrainedPopularity"}
+        cfg.datamodule = {"_target_": f"{__name__}.TrainTargets", "batch_size": 8}
     cfg.logger = logger  # a mapping of logger nodes: both trackers at once
     run_dir = tmp_path / "run"
     run_dir.mkdir()  # Hydra creates the run folder before the job starts
     with pytest.MonkeyPatch.context() as mp:
         for k, v in tiny.items():
             mp.setenv(k, v)
-        summary = run_experiment(cfg, run_dir)
+        summary = run_experiment(cfg, run_dir)["test"]
 
     rows = list(csv.DictReader(open(next((run_dir / "csv").rglob("metrics.csv")))))
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]

@@ -1,3 +1,4 @@
+from gloss.callbacks.log_progress import LogProgress
 from gloss.callbacks.ranking_eval import RankingEvalCallback
 
-__all__ = ["RankingEvalCallback"]
+__all__ = ["LogProgress", "RankingEvalCallback"]

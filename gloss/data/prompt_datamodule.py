@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from gloss.data import GlossData
 from gloss.data.prompts import PromptTemplate
+from gloss.data.sequence_datamodule import rank_share, trainer_rank
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -140,15 +141,19 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.
 
 
 class _GroupedSampler(torch.utils.data.Sampler):
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
+    """Length-grouped random batches, reshuffled each epoch; under DDP each rank takes its share of the same list."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
         self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self):
         self.epoch += 1
-        return iter(length_grouped_batches(self.lengths, self.batch_size, np.random.default_rng((self.seed, self.epoch))))
+        batches = length_grouped_batches(self.lengths, self.batch_size, np.random.default_rng((self.seed, self.epoch)))
+        return iter(rank_share(batches, self.rank, self.world_size))
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return -(-len(self.lengths) // self.batch_size) // self.world_size
 
 
 class PromptDataModule(L.LightningDataModule):
@@ -188,7 +193,8 @@ class PromptDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         lengths = np.array([len(ids) for ids, _ in self.train])
-        return DataLoader(self.train, batch_sampler=_GroupedSampler(lengths, self.batch_size, self.seed), collate_fn=self._collate)
+        sampler = _GroupedSampler(lengths, self.batch_size, self.seed, *trainer_rank(self))
+        return DataLoader(self.train, batch_sampler=sampler, collate_fn=self._collate)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val, batch_size=self.eval_batch_size, shuffle=False, collate_fn=self._collate)

@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gloss.cache import atomic_write
 from gloss.errors import DataFormatError, GlossError
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,10 @@ def download_official(folder: Path, category: str) -> None:
             continue
         url = OFFICIAL_URL.format(file=name)
         log.info("downloading %s", url)
-        tmp = target.with_suffix(".part")
-        try:
-            urllib.request.urlretrieve(url, tmp)
+        try:  # unique temp name + rename: parallel jobs may download the same file
+            atomic_write(target, lambda tmp: urllib.request.urlretrieve(url, tmp))
         except OSError as e:
             raise GlossError(f"could not download {url} ({e}); place {name} in {folder} by hand") from e
-        tmp.rename(target)
 
 
 def read_official(folder: Path, category: str, strict: bool = True, download: bool = False) -> RawData:

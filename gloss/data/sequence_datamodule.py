@@ -36,12 +36,27 @@ def trim_padding(ids: torch.Tensor) -> torch.Tensor:
     return ids[:, first:]
 
 
+def rank_share(batches: list, rank: int, world_size: int) -> list:
+    """Rank `rank`'s batches of an epoch's batch list (the same list on every rank: same seed): every world_size-th,
+    the same number on every rank (DDP steps in lockstep; the remainder is left out of this epoch)."""
+    per_rank = len(batches) // world_size
+    return batches[rank::world_size][:per_rank]
+
+
+def trainer_rank(datamodule: L.LightningDataModule) -> tuple[int, int]:
+    """(global rank, world size) of the Trainer the DataModule is attached to; (0, 1) outside one."""
+    trainer = datamodule.trainer
+    return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+
 class LengthBucketSampler(Sampler[list[int]]):
     """Random batches of similar-length rows: most Amazon sequences are far shorter than max_len, so
-    `trim_padding` then removes most of each batch's padding (several times less work per epoch)."""
+    `trim_padding` then removes most of each batch's padding (several times less work per epoch). Under DDP each
+    rank takes its share of the same shuffled batch list (trainer.use_distributed_sampler=false)."""
 
-    def __init__(self, lengths: torch.Tensor, batch_size: int, seed: int, pool: int = 50):
+    def __init__(self, lengths: torch.Tensor, batch_size: int, seed: int, pool: int = 50, rank: int = 0, world_size: int = 1):
         self.lengths, self.batch_size, self.pool = lengths, batch_size, pool
+        self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
 
     def batches(self) -> list[torch.Tensor]:
@@ -52,11 +67,11 @@ class LengthBucketSampler(Sampler[list[int]]):
         return [out[i] for i in torch.randperm(len(out), generator=self.generator)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return (b.tolist() for b in self.batches())
+        return (b.tolist() for b in rank_share(self.batches(), self.rank, self.world_size))
 
     def __len__(self) -> int:
         n, pool = len(self.lengths), self.batch_size * self.pool
-        return sum(-(-min(pool, n - start) // self.batch_size) for start in range(0, n, pool))
+        return sum(-(-min(pool, n - start) // self.batch_size) for start in range(0, n, pool)) // self.world_size
 
 
 class SequenceDataModule(L.LightningDataModule):
@@ -69,7 +84,7 @@ class SequenceDataModule(L.LightningDataModule):
         self.val_tokens = left_pad([data.split.sequences[u][: c + 1] for u, c in val], max_len + 1)
 
     def train_dataloader(self) -> DataLoader:
-        sampler = LengthBucketSampler((self.train_tokens != PAD).sum(1), self.batch_size, self.seed)
+        sampler = LengthBucketSampler((self.train_tokens != PAD).sum(1), self.batch_size, self.seed, 50, *trainer_rank(self))
         return DataLoader(TensorDataset(self.train_tokens), batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:

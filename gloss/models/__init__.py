@@ -1,3 +1,3 @@
-from gloss.models.base import Ranking, Recommender, RunContext, ScoringRecommender
+from gloss.models.base import Ranking, Recommender, ScoringRecommender, TrainableRecommender
 
-__all__ = ["Ranking", "Recommender", "RunContext", "ScoringRecommender"]
+__all__ = ["Ranking", "Recommender", "ScoringRecommender", "TrainableRecommender"]

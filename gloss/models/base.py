@@ -5,24 +5,16 @@ Evaluation, sweeps and fusion only ever see this interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from gloss.data import GlossData
 
-
-@dataclass
-class RunContext:
-    """What a model may need from the run beyond the data: where to write, how to train, what to log."""
-
-    run_dir: Path
-    trainer: Any = None  # Hydra config of the Lightning Trainer (trained models only)
-    loggers: list = field(default_factory=list)
-    ckpt_path: str | None = None
-    seed: int = 42
+if TYPE_CHECKING:  # importing Lightning costs seconds; heuristic runs skip it
+    import lightning as L
 
 
 @dataclass
@@ -38,8 +30,8 @@ class Recommender(ABC):
     uses_retriever: bool = False  # True when results depend on the configured retriever
     exclude_seen: bool = False
 
-    def fit(self, data: GlossData, ctx: RunContext) -> None:
-        """Learn from `data.split` training examples (heuristics: count; neural models: train)."""
+    def fit(self, data: GlossData) -> None:
+        """Learn from `data.split` training examples (heuristics count; trained models are a TrainableRecommender)."""
 
     @abstractmethod
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking: ...
@@ -51,6 +43,31 @@ class Recommender(ABC):
         The table always shows history, target, top-5 and the target's rank; the default adds nothing.
         """
         return [{} for _ in histories]
+
+
+class TrainableRecommender(Recommender):
+    """A model trained by the run's Lightning Trainer (gloss.training): built for a dataset, trained as
+    `lightning_module` on the configured DataModule (`datamodule/`, given `datamodule_inputs()`), and saved into /
+    reloaded from its run folder, so eval.py and predict.py need nothing but that folder."""
+
+    def fit(self, data: GlossData) -> None:
+        raise TypeError(f"{type(self).__name__} is trained by gloss.training.train, not fit()")
+
+    @abstractmethod
+    def build_for(self, data: GlossData, seed: int, run_dir: Path | None = None) -> None:
+        """Create the network(s) for `data`'s catalog: at random (seeded), or with `run_dir` the weights saved there."""
+
+    @property
+    @abstractmethod
+    def lightning_module(self) -> "L.LightningModule": ...
+
+    def datamodule_inputs(self) -> dict:
+        """Arguments the DataModule needs from the model beyond `data` (e.g. a generator's prompt encoder)."""
+        return {}
+
+    @abstractmethod
+    def save(self, run_dir: Path) -> None:
+        """Write what `build_for(..., run_dir=...)` reads back (weights and the settings ranking depends on)."""
 
 
 def top_k_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None = None) -> Ranking:
@@ -79,8 +96,12 @@ class ScoringRecommender(Recommender):
         """[len(histories), n_items] scores, higher is better."""
 
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
+        from gloss.progress import Progress
+
         parts = []
-        for start in range(0, len(histories), self.batch_size):
-            batch = histories[start : start + self.batch_size]
-            parts.append(top_k_scores(self.score(batch), k, batch if self.exclude_seen else None))
+        with Progress(len(histories), "rank") as progress:
+            for start in range(0, len(histories), self.batch_size):
+                batch = histories[start : start + self.batch_size]
+                parts.append(top_k_scores(self.score(batch), k, batch if self.exclude_seen else None))
+                progress.update(len(batch))
         return Ranking(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gloss.data import GlossData
-from gloss.models.base import RunContext, ScoringRecommender
+from gloss.models.base import ScoringRecommender
 
 
 def transition_matrix(sequences: Sequence[np.ndarray], n_items: int, window: int = 3) -> sp.csr_matrix:
@@ -48,7 +48,7 @@ class CoOccurrence(ScoringRecommender):
         self.matrix: sp.csr_matrix | None = None
         self.popularity: np.ndarray | None = None
 
-    def fit(self, data: GlossData, ctx: RunContext) -> None:
+    def fit(self, data: GlossData) -> None:
         n = len(data.catalog)
         seqs = data.split.train_sequences()
         forward = transition_matrix(seqs, n, self.window)

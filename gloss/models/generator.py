@@ -4,9 +4,9 @@ title to catalog items, and the hits are fused into one ranking.
 - `GeneratorModule` (LightningModule): any Hugging Face causal LM — a 4-bit NF4 + LoRA LLaMA-3 (the paper) or
   the compact Llama trained from scratch on the dataset (the offline default). AdamW, linear schedule with
   warmup, completion-only loss; `generate` runs batched beam search.
-- `GenerativeRecommender` (Recommender): builds the backbone, trains it with a Lightning Trainer
-  (RankingEvalCallback logs val/ndcg@5 etc., checkpoints in run_dir/checkpoints, `ckpt_path=last` resumes),
-  saves what generation needs in run_dir/generator, and ranks histories by generate -> retrieve -> fuse
+- `GenerativeRecommender` (TrainableRecommender): builds the backbone (trained by gloss.training on a
+  PromptDataModule), saves what generation needs in run_dir/generator (read back by eval.py / predict.py), and
+  ranks histories by generate -> retrieve -> fuse
   [-> `rerank`: the LM re-scores those hits plus the last item's neighbours by its likelihood of their titles].
 """
 from __future__ import annotations
@@ -24,15 +24,16 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from gloss.data import GlossData
-from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder, left_pad
+from gloss.data.prompt_datamodule import PromptEncoder, left_pad
 from gloss.data.prompts import PromptTemplate
-from gloss.training import fit_on_validation
-from gloss.models.base import Ranking, Recommender, RunContext
+from gloss.errors import GlossError
+from gloss.models.base import Ranking, TrainableRecommender
 from gloss.models.beam_search import beam_search
 from gloss.models.rerank import rerank_scores
 from gloss.retrieval import Retriever, fuse
 
 log = logging.getLogger(__name__)
+GENERATOR_DIR, SETTINGS = "generator", "gloss_generation.json"  # in a run folder
 
 
 class GeneratorModule(L.LightningModule):
@@ -85,21 +86,28 @@ class GeneratorModule(L.LightningModule):
         return [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], progress: bool = False) -> list[list[str]]:
-        """Token-id prompts -> num_return_sequences decoded completions each (best first)."""
+    def generate(self, prompts: list[list[int]], progress: bool | str = "generate") -> list[list[str]]:
+        """Token-id prompts -> num_return_sequences decoded completions each (best first).
+
+        Progress goes to the log (gloss.progress) whenever the loop is long; a str `progress` is its label,
+        a bool is accepted for old callers and ignored (the reporting interval keeps short loops silent)."""
+        from gloss.progress import Progress
+
         g, tok, pad = self.generation, self.tokenizer, self.pad_id
         order = np.argsort([len(p) for p in prompts], kind="stable")  # similar lengths batch together
         out: list[list[str]] = [[] for _ in prompts]
         batches = range(0, len(prompts), g["batch_size"])
-        for start in tqdm(batches, desc="generate", disable=not progress, mininterval=10):
-            rows = order[start : start + g["batch_size"]]
-            ids, mask = left_pad([prompts[r] for r in rows], pad)
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            seqs = self._beam_search(ids, mask, pad)
-            texts = tok.batch_decode(seqs.reshape(-1, seqs.shape[-1]).cpu(), skip_special_tokens=True)
-            n_ret = g["num_return_sequences"]
-            for i, r in enumerate(rows):
-                out[r] = texts[i * n_ret : (i + 1) * n_ret]
+        with Progress(len(prompts), progress if isinstance(progress, str) else "generate") as report:
+            for start in batches:
+                rows = order[start : start + g["batch_size"]]
+                ids, mask = left_pad([prompts[r] for r in rows], pad)
+                ids, mask = ids.to(self.device), mask.to(self.device)
+                seqs = self._beam_search(ids, mask, pad)
+                texts = tok.batch_decode(seqs.reshape(-1, seqs.shape[-1]).cpu(), skip_special_tokens=True)
+                n_ret = g["num_return_sequences"]
+                for i, r in enumerate(rows):
+                    out[r] = texts[i * n_ret : (i + 1) * n_ret]
+                report.update(len(rows))
         return out
 
     def _beam_search(self, ids: torch.Tensor, mask: torch.Tensor, pad: int) -> torch.Tensor:
@@ -120,7 +128,7 @@ def plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
 
-class GenerativeRecommender(Recommender):
+class GenerativeRecommender(TrainableRecommender):
     name = "gloss"
     uses_retriever = True
 
@@ -128,65 +136,54 @@ class GenerativeRecommender(Recommender):
         self,
         backbone: Callable[..., tuple[Any, Any]],
         retriever: Retriever,
-        template: dict | None = None,
-        max_seq_length: int = 1024,
-        max_item_tokens: int | None = None,
-        packed: bool = False,
-        catalog_examples: bool = False,
-        batch_size: int = 4,
-        eval_batch_size: int = 16,
-        lr: float = 1e-4,
+        *,
+        template: dict | None,
+        max_seq_length: int,
+        max_item_tokens: int | None,
+        lr: float,
         weight_decay: float = 0.01,
-        warmup_steps: int = 300,
-        trainer: dict | None = None,
+        warmup_steps: int,
         generation: dict | None = None,
         query_format: str = "Title: {title}",
         fusion: str = "top1_per_query",
         retrieval_depth: int = 20,
-        val_max_users: int | None = 500,
-        patience: int | None = None,
         exclude_seen: bool = False,
         rerank: dict | None = None,
-        train: bool = True,
     ):
         self.backbone, self.retriever = backbone, retriever
         self.template = PromptTemplate(**(plain(template) or {}))
         self.max_seq_length, self.max_item_tokens = max_seq_length, max_item_tokens
-        self.packed, self.catalog_examples = packed, catalog_examples
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
-        self.trainer_overrides = plain(trainer) or {}
         self.generation = plain(generation) or {}
         self.query_format, self.fusion, self.retrieval_depth = query_format, fusion, retrieval_depth
-        self.val_max_users, self.patience, self.exclude_seen = val_max_users, patience, exclude_seen
+        self.exclude_seen = exclude_seen
         self.rerank = {"generated": 5, "neighbours": 10, "contrast": 0.5, "batch_size": 32, **plain(rerank)} if rerank else None
-        self.train = train  # false: generation only, e.g. from a saved generator (model.backbone.pretrained=<run>/generator)
         self.module: GeneratorModule | None = None
         self.encoder: PromptEncoder | None = None
-        self.fit_metrics: dict[str, float] = {}
         self.texts: list[str] = []
         self._neighbours: np.ndarray | None = None  # [n_items, depth]: every catalog item's nearest items (rerank)
 
-    def build(self, data: GlossData, seed: int) -> None:
-        model, tokenizer = self.backbone(data=data, seed=seed)
+    def build_for(self, data: GlossData, seed: int, run_dir: Path | None = None) -> None:
+        """Backbone (random, or with `run_dir` its saved generator/ whose gloss_generation.json settings then replace
+        this config's), prompt encoder, and the catalog index of the retriever."""
+        if run_dir is None:
+            model, tokenizer = self.backbone(data=data, seed=seed)
+        else:
+            folder = Path(run_dir) / GENERATOR_DIR
+            self.apply_settings(folder / SETTINGS)
+            model, tokenizer = self.backbone(data=data, seed=seed, pretrained=str(folder))
         self.module = GeneratorModule(model, tokenizer, self.lr, self.weight_decay, self.warmup_steps, self.generation)
         item_tokens = model.config.vocab_size if getattr(model.config, "num_items", 0) else None  # an ItemAwareLlama
         self.encoder = PromptEncoder(tokenizer, self.template, data.catalog.titles, self.max_seq_length, self.max_item_tokens,
                                      item_tokens)
-
-    def fit(self, data: GlossData, ctx: RunContext) -> None:
-        L.seed_everything(ctx.seed, workers=True)
-        self.build(data, ctx.seed)
         self.index_catalog(data)
-        if not self.train:
-            self.module.eval()
-            return
-        datamodule = PromptDataModule(data, self.encoder, self.batch_size, self.eval_batch_size, self.packed,
-                                      self.catalog_examples, ctx.seed)
-        trainer = fit_on_validation(self.module, datamodule, self, data, ctx, self.trainer_overrides,
-                                    self.val_max_users, self.patience, strict=False)  # LoRA ckpts: adapters only
-        self.fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        self.save(Path(ctx.run_dir) / "generator")
+
+    @property
+    def lightning_module(self) -> GeneratorModule:
+        return self.module
+
+    def datamodule_inputs(self) -> dict:
+        return {"encoder": self.encoder}
 
     def index_catalog(self, data: GlossData) -> None:
         self.texts, self._neighbours = data.catalog.texts, None
@@ -199,14 +196,30 @@ class GenerativeRecommender(Recommender):
             self._neighbours = self.retriever.search(self.texts, depth)[0]
         return self._neighbours[:, :depth]
 
-    def save(self, folder: Path) -> None:
-        """Everything generation needs: model (full weights, or PEFT adapter), tokenizer, prompt/generation settings."""
+    def settings(self) -> dict:
+        """What ranking depends on beyond the weights (saved as generator/gloss_generation.json, read back on reload)."""
+        return {"template": self.template.__dict__, "max_seq_length": self.max_seq_length,
+                "max_item_tokens": self.max_item_tokens, "generation": self.module.generation,
+                "query_format": self.query_format, "fusion": self.fusion, "retrieval_depth": self.retrieval_depth,
+                "exclude_seen": self.exclude_seen, "rerank": self.rerank}
+
+    def apply_settings(self, path: Path) -> None:
+        if not path.is_file():
+            raise GlossError(f"{path}: missing (not a gloss generator run folder, or a run that did not finish training)")
+        saved = json.loads(path.read_text())
+        self.template = PromptTemplate(**saved["template"])
+        self.max_seq_length, self.max_item_tokens = saved["max_seq_length"], saved["max_item_tokens"]
+        self.generation, self.query_format, self.fusion = saved["generation"], saved["query_format"], saved["fusion"]
+        self.retrieval_depth = saved.get("retrieval_depth", self.retrieval_depth)
+        self.exclude_seen, self.rerank = saved.get("exclude_seen", self.exclude_seen), saved["rerank"]
+
+    def save(self, run_dir: Path) -> None:
+        """Everything generation needs, in run_dir/generator: model (full weights, or PEFT adapter), tokenizer,
+        prompt/generation/ranking settings."""
+        folder = Path(run_dir) / GENERATOR_DIR
         self.module.model.save_pretrained(folder)
         self.module.tokenizer.save_pretrained(folder)
-        settings = {"template": self.template.__dict__, "max_seq_length": self.max_seq_length,
-                    "max_item_tokens": self.max_item_tokens, "generation": self.module.generation,
-                    "query_format": self.query_format, "fusion": self.fusion, "rerank": self.rerank}
-        (folder / "gloss_generation.json").write_text(json.dumps(settings, indent=2))
+        (folder / SETTINGS).write_text(json.dumps(self.settings(), indent=2))
 
     def queries(self, histories: Sequence[np.ndarray], progress: bool = False) -> list[list[str]]:
         """Per history: the generated titles (beam order) as retrieval queries."""
@@ -257,12 +270,17 @@ class GenerativeRecommender(Recommender):
         return Ranking(items, best)
 
     def rank(self, queries: list[list[str]], histories: Sequence[np.ndarray], k: int) -> Ranking:
-        """Retrieve each query's top items and fuse them (top1_per_query = GLoSS: beam i's top-1 at rank i)."""
-        q = max(len(row) for row in queries)
-        flat = [row[i] if i < len(row) else "" for row in queries for i in range(q)]
-        depth = min(k, self.retrieval_depth) if self.fusion == "top1_per_query" else self.retrieval_depth
-        depth = max(depth, math.ceil(k / q))
-        ids, scores = self.retriever.search_unique(flat, depth)
-        ids, scores = ids.reshape(len(queries), q, depth), scores.reshape(len(queries), q, depth)
-        items, fused = fuse(ids, scores, k, self.fusion, histories if self.exclude_seen else None)
-        return Ranking(items, fused)
+        return retrieve_and_fuse(self.retriever, queries, histories, k, self.fusion, self.retrieval_depth, self.exclude_seen)
+
+
+def retrieve_and_fuse(retriever: Retriever, queries: list[list[str]], histories: Sequence[np.ndarray], k: int,
+                      fusion: str = "top1_per_query", retrieval_depth: int = 20, exclude_seen: bool = False) -> Ranking:
+    """Retrieve each query's top items and fuse them (top1_per_query = GLoSS: beam i's top-1 at rank i)."""
+    q = max(len(row) for row in queries)
+    flat = [row[i] if i < len(row) else "" for row in queries for i in range(q)]
+    depth = min(k, retrieval_depth) if fusion == "top1_per_query" else retrieval_depth
+    depth = max(depth, math.ceil(k / q))
+    ids, scores = retriever.search_unique(flat, depth)
+    ids, scores = ids.reshape(len(queries), q, depth), scores.reshape(len(queries), q, depth)
+    items, fused = fuse(ids, scores, k, fusion, histories if exclude_seen else None)
+    return Ranking(items, fused)

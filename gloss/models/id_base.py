@@ -1,14 +1,14 @@
 """Shared machinery of the ID-based sequential models (SASRec, BERT4Rec, GRU4Rec).
 
-An `IDSequentialRecommender` is both a `Recommender` (score the whole catalog from the last position)
-and a LightningModule. `fit` builds the network for the catalog, trains it with a Lightning Trainer
-made from the run's trainer config, monitors `val/ndcg@5` on the validation users
-(`RankingEvalCallback`) for checkpointing and early stopping, and reloads the best checkpoint.
+An `IDSequentialRecommender` is both a `TrainableRecommender` (score the whole catalog from the last position) and
+the LightningModule that gloss.training fits on a `SequenceDataModule` (conf/datamodule/sequence.yaml) with the
+configured Trainer and callbacks. Its run folder keeps `model.ckpt` (hyper-parameters, catalog size, weights).
 Subclasses define `build`, `training_loss` and `next_item_logits`.
 """
 from __future__ import annotations
 
 from abc import abstractmethod
+from pathlib import Path
 from typing import Sequence
 
 import lightning as L
@@ -17,28 +17,18 @@ import torch
 import torch.nn.functional as F
 
 from gloss.data import GlossData
-from gloss.data.sequence_datamodule import SequenceDataModule, left_pad, trim_padding
-from gloss.training import fit_on_validation
-from gloss.models.base import RunContext, ScoringRecommender
+from gloss.data.sequence_datamodule import left_pad, trim_padding
+from gloss.errors import GlossError
+from gloss.models.base import ScoringRecommender, TrainableRecommender
+
+WEIGHTS = "model.ckpt"
 
 
-
-class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
-    def __init__(
-        self,
-        max_len: int = 50,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        max_epochs: int | None = None,
-        patience: int = 5,
-        val_max_users: int | None = None,
-        exclude_seen: bool = False,
-    ):
+class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.LightningModule):
+    def __init__(self, max_len: int = 50, lr: float = 1e-3, weight_decay: float = 0.0, exclude_seen: bool = False):
         L.LightningModule.__init__(self)
-        self.max_len, self.train_batch_size, self.lr, self.weight_decay = max_len, batch_size, lr, weight_decay
-        self.max_epochs, self.patience, self.val_max_users = max_epochs, patience, val_max_users
-        self.exclude_seen = exclude_seen
+        self.save_hyperparameters()  # this and the subclass's arguments, into every checkpoint
+        self.max_len, self.lr, self.weight_decay, self.exclude_seen = max_len, lr, weight_decay, exclude_seen
         self.n_items = 0
 
     # --- what a model defines ---------------------------------------------------------------------
@@ -69,18 +59,29 @@ class IDSequentialRecommender(ScoringRecommender, L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     # --- Recommender ----------------------------------------------------------------------------------
-    def fit(self, data: GlossData, ctx: RunContext) -> None:
-        L.seed_everything(ctx.seed, workers=True)
+    def build_for(self, data: GlossData, seed: int, run_dir: Path | None = None) -> None:
         self.n_items = len(data.catalog)
         self.build(self.n_items)
-        datamodule = SequenceDataModule(data, self.max_len, self.train_batch_size, ctx.seed)
-        fit_on_validation(self, datamodule, self, data, ctx, {"max_epochs": self.max_epochs}, self.val_max_users,
-                          self.patience)
+        if run_dir is None:
+            return
+        path = Path(run_dir) / WEIGHTS
+        if not path.is_file():
+            raise GlossError(f"{path}: no saved {self.name} weights in this run folder")
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        if saved["n_items"] != self.n_items:
+            raise GlossError(f"{path}: weights for {saved['n_items']} items, but dataset {data.name} has {self.n_items}")
+        self.load_state_dict(saved["state_dict"])
+
+    @property
+    def lightning_module(self) -> L.LightningModule:
+        return self
+
+    def save(self, run_dir: Path) -> None:
+        state = {k: v.cpu() for k, v in self.state_dict().items()}
+        torch.save({"hyper_parameters": dict(self.hparams), "n_items": self.n_items, "state_dict": state}, Path(run_dir) / WEIGHTS)
 
     @torch.no_grad()
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         self.eval()
         history = trim_padding(left_pad(histories, self.max_len)).to(self.device)
         return self.next_item_logits(history).float().cpu().numpy()
-
-

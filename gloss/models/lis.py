@@ -12,7 +12,7 @@ import numpy as np
 
 from gloss.data import GlossData
 from gloss.errors import GlossError
-from gloss.models.base import Ranking, Recommender, RunContext
+from gloss.models.base import Ranking, Recommender
 from gloss.retrieval import FUSION_MODES, Retriever, fuse
 
 
@@ -38,7 +38,7 @@ class LastItemSearch(Recommender):
         self.n_queries, self.fusion, self.query_decay, self.rrf_k = n_queries, fusion, query_decay, rrf_k
         self.texts: list[str] = []
 
-    def fit(self, data: GlossData, ctx: RunContext) -> None:
+    def fit(self, data: GlossData) -> None:
         self.texts = data.catalog.texts
         self.retriever.index(self.texts)
 

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 
 from gloss.data import GlossData
-from gloss.models.base import RunContext, ScoringRecommender
+from gloss.models.base import ScoringRecommender
 
 
 class Popularity(ScoringRecommender):
@@ -16,7 +16,7 @@ class Popularity(ScoringRecommender):
         self.exclude_seen = exclude_seen
         self.counts: np.ndarray | None = None
 
-    def fit(self, data: GlossData, ctx: RunContext) -> None:
+    def fit(self, data: GlossData) -> None:
         seqs = data.split.train_sequences()
         self.counts = np.bincount(np.concatenate(seqs), minlength=len(data.catalog)).astype(np.float32)
 

@@ -13,9 +13,10 @@ from typing import Sequence
 import numpy as np
 
 from gloss.data import GlossData
+from gloss.data.prompts import PromptTemplate
 from gloss.errors import GlossError
-from gloss.models.base import Ranking, Recommender, RunContext
-from gloss.models.generator import GenerativeRecommender
+from gloss.models.base import Ranking, Recommender
+from gloss.models.generator import retrieve_and_fuse
 from gloss.retrieval import Retriever
 
 
@@ -52,16 +53,14 @@ class PrecomputedGenerations(Recommender):
     def __init__(self, path: str, retriever: Retriever, query_format: str = "Title: {title}", fusion: str = "top1_per_query",
                  retrieval_depth: int = 20, exclude_seen: bool = False):
         self.path = Path(path).expanduser()
-        # retrieval and fusion are exactly the generator's; only the generation step is replaced by the file
-        self.ranker = GenerativeRecommender(backbone=None, retriever=retriever, template={"item_format": "Title: {title}"},
-                                            query_format=query_format, fusion=fusion, retrieval_depth=retrieval_depth,
-                                            exclude_seen=exclude_seen)
+        self.retriever, self.query_format, self.fusion, self.retrieval_depth = retriever, query_format, fusion, retrieval_depth
+        self.template = PromptTemplate(item_format="Title: {title}")  # strips a generated "Title: " prefix
         self.exclude_seen = exclude_seen
         self.generations: dict[bytes, list[str]] = {}
 
-    def fit(self, data: GlossData, ctx: RunContext) -> None:
+    def fit(self, data: GlossData) -> None:
         self.generations = load_generations(self.path, data)
-        self.ranker.retriever.index(data.catalog.texts)
+        self.retriever.index(data.catalog.texts)
 
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
         rows = [self.generations.get(np.asarray(h, dtype=np.int64).tobytes()) for h in histories]
@@ -69,6 +68,6 @@ class PrecomputedGenerations(Recommender):
         if missing:
             raise GlossError(f"{self.path}: no generations for {missing} of {len(rows)} users asked for (was the file "
                              "generated for another split? entries must match the evaluated users' histories)")
-        title_of = self.ranker.template.title_of
-        queries = [[self.ranker.query_format.format(title=title_of(t)) for t in r] for r in rows]
-        return self.ranker.rank(queries, histories, k)
+        queries = [[self.query_format.format(title=self.template.title_of(t)) for t in r] for r in rows]
+        # retrieval and fusion are exactly the generator's; only the generation step is replaced by the file
+        return retrieve_and_fuse(self.retriever, queries, histories, k, self.fusion, self.retrieval_depth, self.exclude_seen)

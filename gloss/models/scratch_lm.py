@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from gloss.cache import texts_key
+from gloss.cache import atomic_write, texts_key
 from gloss.data import GlossData
 from gloss.errors import GlossError
 from gloss.models.cooc import transition_matrix
@@ -47,10 +47,7 @@ def title_tokenizer(titles: list[str], vocab_size: int, cache_dir: str | Path) -
         tok.train_from_iterator(titles, trainer)
         bos = SPECIAL["bos_token"]
         tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tok.token_to_id(bos))])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tok.save(str(tmp))
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: tok.save(str(tmp)))  # unique temp name: parallel jobs may build it too
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
 
 

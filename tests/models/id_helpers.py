@@ -10,22 +10,25 @@ from hydra.utils import instantiate
 
 from gloss.data import GlossData
 from gloss.eval import evaluate_ranking
-from gloss.models import RunContext
 from gloss.models.id_base import IDSequentialRecommender
+from gloss.training import train
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def compose_model(model: str, *overrides: str):
-    """The model's real Hydra config (conf/model/<model>.yaml) and the CPU trainer, with `overrides`."""
+    """The model's real Hydra config (conf/model/<model>.yaml + its recipe: DataModule, CPU trainer, callbacks), seed 0,
+    with `overrides`."""
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("config", overrides=[f"model={model}", "trainer.enable_progress_bar=false", *overrides])
+        return compose("config", overrides=[f"model={model}", "trainer.enable_progress_bar=false", "seed=0", *overrides])
 
 
 def fit_model(cfg, data: GlossData, run_dir: Path, ckpt_path: str | None = None) -> IDSequentialRecommender:
+    """Train as run.py does (gloss.training.train: the configured Trainer, callbacks and DataModule)."""
     torch.set_num_threads(1)
     model = instantiate(cfg.model)
-    model.fit(data, RunContext(run_dir=run_dir, trainer=cfg.trainer, ckpt_path=ckpt_path, seed=0))
+    cfg.ckpt_path = ckpt_path
+    train(cfg, model, data, run_dir, loggers=[])
     return model
 
 

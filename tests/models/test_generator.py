@@ -18,13 +18,13 @@ from gloss.data.dataset import GlossData
 from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder, collate, left_pad
 from gloss.data.prompts import PromptTemplate
 from gloss.errors import GlossError
-from gloss.models.base import RunContext
 from gloss.models.beam_search import beam_search
 from gloss.models.generator import GenerativeRecommender, GeneratorModule
 from gloss.models.precomputed import PrecomputedGenerations
 from gloss.models.pretrained_lm import pretrained_lm
 from gloss.models.scratch_lm import load_generator, scratch_llama, transition_svd
 from gloss.retrieval import BM25Retriever
+from gloss.training import train
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 TITLES = [f"{b} {k} {n} Ounce" for n, (b, k) in enumerate(
@@ -211,15 +211,21 @@ def test_item_vectors_start_at_item_init_std_whatever_item_scale(tmp_path):
 
 def recommender(tmp_path: Path, item_embeddings: str | None = None, **kw) -> GenerativeRecommender:
     backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), item_embeddings=item_embeddings, **TINY)
-    args = dict(template=COMPACT, max_seq_length=256, packed=True, batch_size=16, lr=3e-3, warmup_steps=2,
-                generation={"max_new_tokens": 10, "batch_size": 8}, val_max_users=None)
+    args = dict(template=COMPACT, max_seq_length=256, max_item_tokens=None, lr=3e-3, warmup_steps=2,
+                generation={"max_new_tokens": 10, "batch_size": 8})
     args.update(kw)
     return GenerativeRecommender(backbone, BM25Retriever(), **args)
 
 
-def trainer_cfg(max_epochs: int) -> dict:
-    return {"_target_": "lightning.Trainer", "accelerator": "cpu", "devices": 1, "max_epochs": max_epochs,
-            "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0}
+def run_cfg(max_epochs: int, ckpt_path: str | None = None):
+    """The default generator's run config (its recipe: PromptDataModule, Trainer, callbacks), trimmed for tiny data."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=[
+            "model=gloss_scratch", f"trainer.max_epochs={max_epochs}", "trainer.enable_progress_bar=false",
+            "+trainer.enable_model_summary=false", "datamodule.batch_size=16", "datamodule.catalog_examples=false",
+            "callbacks.ranking_eval.max_users=null"])
+    cfg.ckpt_path = ckpt_path
+    return cfg
 
 
 @pytest.mark.parametrize("item_embeddings", [None, "svd"])
@@ -227,8 +233,8 @@ def test_fit_logs_val_metrics_saves_generator_and_resumes(tmp_path, item_embeddi
     data = tiny_data()
     run_dir = tmp_path / "run"
     rec = recommender(tmp_path, item_embeddings)
-    rec.fit(data, RunContext(run_dir=run_dir, trainer=trainer_cfg(1)))
-    assert {"val/recall@5", "val/ndcg@5", "val/recall@10", "val/ndcg@10", "val/loss"} <= set(rec.fit_metrics)
+    trainer = train(run_cfg(1), rec, data, run_dir, loggers=[])
+    assert {"val/recall@5", "val/ndcg@5", "val/recall@10", "val/ndcg@10", "val/loss"} <= set(trainer.callback_metrics)
     ranking = rec.recommend(data.split.histories(data.split.examples("test")), k=10)
     assert ranking.items.shape == (len(data.split.user_ids), 10) and (ranking.items[:, 0] >= 0).all()
     saved = run_dir / "generator"
@@ -237,12 +243,13 @@ def test_fit_logs_val_metrics_saves_generator_and_resumes(tmp_path, item_embeddi
     first = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
     assert first > 0
     resumed = recommender(tmp_path, item_embeddings)
-    resumed.fit(data, RunContext(run_dir=run_dir, trainer=trainer_cfg(2), ckpt_path="last"))
+    train(run_cfg(2, "last"), resumed, data, run_dir, loggers=[])
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 * first
-    # generation only, from what the run folder saved, ranks exactly like the trained model
-    reloaded = GenerativeRecommender(functools.partial(scratch_llama, pretrained=str(run_dir / "generator")), BM25Retriever(),
-                                     template=COMPACT, max_seq_length=256, generation={"max_new_tokens": 10}, train=False)
-    reloaded.fit(data, RunContext(run_dir=tmp_path / "run2"))
+    # reloaded from the run folder alone: the saved settings are read back (they win over this config's) and it
+    # ranks exactly like the trained model
+    reloaded = recommender(tmp_path / "other", item_embeddings, generation={"max_new_tokens": 3}, fusion="rrf")
+    reloaded.build_for(data, seed=0, run_dir=run_dir)
+    assert reloaded.module.generation == resumed.module.generation and reloaded.fusion == "top1_per_query"
     histories = data.split.histories(data.split.examples("test"))
     assert (reloaded.recommend(histories, k=10).items == resumed.recommend(histories, k=10).items).all()
 
@@ -257,17 +264,17 @@ def test_precomputed_generations_use_the_same_retrieval(tmp_path):
     path = tmp_path / "gen.json"
     path.write_text(json.dumps(entries))
     model = PrecomputedGenerations(str(path), BM25Retriever())
-    model.fit(data, RunContext(run_dir=tmp_path))
+    model.fit(data)
     ranking = model.recommend(data.split.histories(ex), k=5)
     assert (ranking.items[:, 0] == data.split.targets(ex)).all()  # the exact title retrieves the target first
     with pytest.raises(GlossError, match="no generations"):
         model.recommend(data.split.histories(data.split.examples("val")), k=5)
     path.write_text(json.dumps([{**entries[0], "reviewer_id": "nobody"}]))
     with pytest.raises(GlossError, match="unknown user"):
-        model.fit(data, RunContext(run_dir=tmp_path))
+        model.fit(data)
     path.write_text(json.dumps([{**entries[0], "asin": "not-the-target"}]))
     with pytest.raises(GlossError, match="do not match"):
-        model.fit(data, RunContext(run_dir=tmp_path))
+        model.fit(data)
 
 
 @pytest.mark.parametrize("preset", ["gloss_scratch", "llama3_2_1b", "llama3_2_3b", "llama3_1_8b"])
@@ -288,5 +295,5 @@ def test_llama_preset_fails_fast_offline(tmp_path, monkeypatch):
     model = instantiate(cfg.model)
     t0 = time.perf_counter()
     with pytest.raises(GlossError, match="model.backbone.pretrained="):
-        model.build(tiny_data(), seed=0)
+        model.build_for(tiny_data(), seed=0)
     assert time.perf_counter() - t0 < 10

@@ -10,7 +10,7 @@ def test_padding_and_catalog_scores():
 
 def test_learns_deterministic_next_item_rule(rule, tmp_path):
     cfg = compose_model(
-        "gru4rec", "model.hidden=32", "model.dropout=0.1", "model.max_len=10", "model.batch_size=32",
-        "model.lr=5e-3", "model.max_epochs=8", "model.patience=50",
+        "gru4rec", "model.hidden=32", "model.dropout=0.1", "model.max_len=10", "datamodule.batch_size=32",
+        "model.lr=5e-3", "trainer.max_epochs=8", "callbacks.early_stopping.patience=50",
     )
     assert recall_at_5(fit_model(cfg, rule, tmp_path), rule) >= 0.95

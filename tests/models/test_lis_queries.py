@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from gloss.errors import GlossError
-from gloss.models.base import RunContext
 from gloss.models.lis import LastItemSearch
 from gloss.retrieval import Retriever
 
@@ -29,7 +28,7 @@ class NeighbourRetriever(Retriever):
 def fitted(**kwargs) -> LastItemSearch:
     model = LastItemSearch(NeighbourRetriever(), extra_depth=2, **kwargs)
     data = SimpleNamespace(catalog=SimpleNamespace(texts=[f"Title: item {i}" for i in range(10)]))
-    model.fit(data, RunContext(run_dir=None))
+    model.fit(data)
     return model
 
 

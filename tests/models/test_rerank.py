@@ -6,7 +6,6 @@ import torch
 
 from gloss.data.prompt_datamodule import PromptEncoder, left_pad
 from gloss.data.prompts import PromptTemplate
-from gloss.models.base import RunContext
 from gloss.models.rerank import completion_logprobs, rerank_scores
 from gloss.models.scratch_lm import scratch_llama
 from tests.models.test_generator import COMPACT, TINY, TITLES, recommender, tiny_data
@@ -54,8 +53,8 @@ def test_contrasted_scores_subtract_the_bos_only_likelihood(tmp_path):
 
 def test_rerank_pools_generated_hits_then_last_item_neighbours_and_sorts_by_score(tmp_path):
     data = tiny_data()
-    rec = recommender(tmp_path, rerank={"generated": 3, "neighbours": 2, "contrast": 0.5}, train=False)
-    rec.fit(data, RunContext(run_dir=tmp_path / "run"))
+    rec = recommender(tmp_path, rerank={"generated": 3, "neighbours": 2, "contrast": 0.5})
+    rec.build_for(data, seed=0)
     histories = data.split.histories(data.split.examples("test"))
     generated = np.array([[4, -1, 4]] * len(histories))
     pools = rec.candidate_pool(histories, generated)

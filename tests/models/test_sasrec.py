@@ -53,7 +53,7 @@ def test_length_buckets_cover_every_row_once_and_trimming_keeps_real_items():
 def test_learns_deterministic_next_item_rule(rule, tmp_path, loss):
     cfg = compose_model(
         "sasrec", f"model.loss={loss}", "model.hidden=32", "model.dropout=0.1", "model.max_len=10",
-        "model.batch_size=32", "model.lr=5e-3", f"model.max_epochs={8 if loss == 'ce' else 15}", "model.patience=50",
+        "datamodule.batch_size=32", "model.lr=5e-3", f"trainer.max_epochs={8 if loss == 'ce' else 15}", "callbacks.early_stopping.patience=50",
     )
     model = fit_model(cfg, rule, tmp_path)
     assert recall_at_5(model, rule) >= 0.95
@@ -62,12 +62,12 @@ def test_learns_deterministic_next_item_rule(rule, tmp_path, loss):
 
 def test_last_checkpoint_is_every_epoch_and_resume_continues_step_count(rule, tmp_path):
     # lr=0: val/ndcg@5 never improves after epoch 0, so "last" must not depend on improvements
-    overrides = ["model.hidden=16", "model.max_len=10", "model.batch_size=64", "model.patience=50", "model.lr=0"]
+    overrides = ["model.hidden=16", "model.max_len=10", "datamodule.batch_size=64", "callbacks.early_stopping.patience=50", "model.lr=0"]
     steps_per_epoch = len(SequenceDataModule(rule, max_len=10, batch_size=64).train_dataloader())
-    fit_model(compose_model("sasrec", *overrides, "model.max_epochs=2"), rule, tmp_path)
+    fit_model(compose_model("sasrec", *overrides, "trainer.max_epochs=2"), rule, tmp_path)
     first = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert first["global_step"] == 2 * steps_per_epoch
-    fit_model(compose_model("sasrec", *overrides, "model.max_epochs=3"), rule, tmp_path, ckpt_path="last")
+    fit_model(compose_model("sasrec", *overrides, "trainer.max_epochs=3"), rule, tmp_path, ckpt_path="last")
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3 * steps_per_epoch
 
 

@@ -1,0 +1,26 @@
+"""What the entry points share: a GlossError ends the program with one line on stderr (and in run.log), exit 2."""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Callable
+
+
+def one_line_errors(main: Callable) -> Callable:
+    from gloss.errors import user_error
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except Exception as e:
+            if (err := user_error(e)) is None:
+                raise
+            for handler in logging.getLogger().handlers:  # into run.log; the console gets the one line below
+                if isinstance(handler, logging.FileHandler):
+                    handler.emit(logging.LogRecord("gloss", logging.ERROR, __file__, 0, "%s", (err,), None))
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapped

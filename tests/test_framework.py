@@ -1,0 +1,252 @@
+"""The experiment framework's shape: configs compose and override as documented, ranking runs on the Trainer's
+device, DDP writes one result, a run folder is reusable (eval.py, predict.py), and nothing is overwritten."""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from gloss.callbacks.ranking_eval import RankingEvalCallback
+from gloss.data.sequence_datamodule import rank_share
+from gloss.experiment import run_experiment
+from gloss.models.sasrec import SASRec
+from tests.models.conftest import rule_data
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = str(REPO / "conf")
+TINY = ["dataset=beauty", "dataset.name=tiny", "dataset.power_min_length=null"]
+MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def run(script: str, args: list[str], data_root: Path, cache: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GLOSS_DATA_DIR": str(data_root), "GLOSS_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, script, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# --- configs ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_config_composes_and_its_class_defaults_equal_the_yaml(name, tmp_path):
+    extra = ["model.path=x"] if name == "precomputed" else []
+    cfg = composed(f"model={name}", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path}", *extra)
+    node = OmegaConf.to_container(cfg.model, resolve=False)
+    cls = get_class(node.pop("_target_"))
+    defaults = {}
+    for klass in reversed(cls.__mro__):  # subclass defaults win (ID models pass **kwargs up)
+        if "__init__" in vars(klass):
+            defaults.update({k: p.default for k, p in inspect.signature(klass.__init__).parameters.items()
+                             if p.default is not inspect.Parameter.empty})
+    params = set(defaults) | {k for k in inspect.signature(cls.__init__).parameters}
+    for base in cls.__mro__:
+        if "__init__" in vars(base):
+            params |= set(inspect.signature(base.__init__).parameters)
+    for key, value in node.items():
+        assert key in params, f"model={name}: {key} is not an argument of {cls.__name__}"
+        if key in defaults and not isinstance(value, (dict, list)) and not (isinstance(value, str) and "${" in value):
+            assert defaults[key] == value, f"model={name}: {cls.__name__}({key}={defaults[key]!r}) but the YAML says {value!r}"
+    if cfg.get("datamodule") is not None:  # trained models: the recipe's DataModule takes the keys it is given
+        dm = OmegaConf.to_container(cfg.datamodule, resolve=False)
+        dm_params = inspect.signature(get_class(dm.pop("_target_")).__init__).parameters
+        assert set(dm) <= set(dm_params), set(dm) - set(dm_params)
+
+
+def test_command_line_overrides_win_over_recipes_and_debug_wins_over_recipes():
+    assert composed("model=sasrec").trainer.max_epochs == 200
+    assert composed("model=sasrec", "trainer.max_epochs=5").trainer.max_epochs == 5
+    assert composed("model=sasrec", "callbacks.early_stopping.patience=2").callbacks.early_stopping.patience == 2
+    assert composed("model=sasrec", "datamodule.batch_size=7").datamodule.batch_size == 7
+    assert composed("model=gloss_scratch").trainer.max_time == "00:00:46:00"  # the CPU budget guard ...
+    assert composed("model=gloss_scratch", "trainer=gpu").trainer.max_time is None  # ... never caps a GPU run
+    fast = composed("model=gloss_scratch", "debug=fast")
+    assert fast.trainer.limit_val_batches == 1 and fast.eval.max_users == 300
+    assert fast.callbacks.ranking_eval.max_users == 50
+    assert composed("model=llama3_1_8b").datamodule.batch_size == 2
+    assert composed("model=llama3_1_8b").trainer.accumulate_grad_batches == 8
+    ddp = composed("model=sasrec", "trainer=ddp", "trainer.accelerator=cpu")
+    assert ddp.trainer.strategy == "ddp" and ddp.trainer.precision == "32-true" and ddp.trainer.max_epochs == 200
+
+
+# --- devices and ranks -----------------------------------------------------------------------------------------------
+class SpySASRec(SASRec):
+    """Records the device of every catalog scoring call."""
+
+    devices: list[str] = []
+
+    def score(self, histories):
+        SpySASRec.devices.append(str(self.device))
+        return super().score(histories) if self.device.type != "meta" else np.zeros((len(histories), self.n_items))
+
+
+def test_ranking_runs_on_the_strategy_root_device_after_teardown(tiny_root, tmp_path, monkeypatch):
+    """Lightning's teardown moves the module to the CPU; ranking must go back to the Trainer's device. A CPU stand-in
+    for a GPU: after teardown the strategy's root device becomes `meta`, so a ranking left on the CPU is caught."""
+    from lightning.pytorch.strategies import SingleDeviceStrategy
+
+    original = SingleDeviceStrategy.teardown
+
+    def teardown(self):
+        original(self)
+        self._root_device = torch.device("meta")
+
+    monkeypatch.setattr(SingleDeviceStrategy, "teardown", teardown)
+    monkeypatch.setenv("GLOSS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = composed(*TINY, f"paths.data_dir={tiny_root}", f"paths.cache_dir={tmp_path / 'cache'}", "model=sasrec",
+                   f"model._target_={__name__}.SpySASRec", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+                   "callbacks.best_checkpoint=null")
+    SpySASRec.devices = []
+    (tmp_path / "run").mkdir()
+    run_experiment(cfg, tmp_path / "run")
+    assert SpySASRec.devices[0] == "cpu"  # validation ranking during fit
+    assert SpySASRec.devices[-1] == "meta"  # test ranking: on the strategy's root device
+
+
+def test_batches_are_shared_out_evenly_by_rank():
+    batches = list(range(11))
+    shares = [rank_share(batches, r, 2) for r in range(2)]
+    assert len(shares[0]) == len(shares[1]) == 5 and not set(shares[0]) & set(shares[1])
+    assert rank_share(batches, 0, 1) == batches
+
+
+def test_validation_metrics_reduced_over_rank_shards_equal_one_process():
+    data = rule_data(n_users=200)
+    model = SASRec(max_len=8, hidden=16)
+    torch.manual_seed(0)
+    model.build_for(data, seed=0)
+    model.eval()
+    callback = RankingEvalCallback(model, data, k=10)
+    shards = [callback.metric_sums(callback.examples[r::3])[1] for r in range(3)]
+    reduced = callback.compute(0, 3, reduce=lambda _: np.sum(shards, axis=0))
+    assert reduced == pytest.approx(callback.compute())
+
+
+def test_ddp_on_two_cpu_processes_trains_both_ranks_and_writes_one_result(tiny_root, tmp_path):
+    args = [*TINY, "model=sasrec", "trainer.max_epochs=3", "trainer.enable_progress_bar=false", "datamodule.batch_size=32"]
+    ddp = run("run.py", [*args, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                         f"hydra.run.dir={tmp_path / 'ddp'}"], tiny_root, tmp_path / "cache")
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = run("run.py", [*args, f"hydra.run.dir={tmp_path / 'one'}"], tiny_root, tmp_path / "cache")
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "ddp").glob("metrics*.json")) == ["metrics.json"]
+    assert (tmp_path / "ddp" / "train_ddp_process_1.log").is_file()  # rank 1 ran (and wrote no results)
+    assert ddp.stdout.count("results:") == 1
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text())["overall"] for d in ("ddp", "one"))
+    # 2 ranks x batch 32 take half the optimizer steps of 1 x 32: close, not equal (measured: see README)
+    assert abs(a["recall@10"] - b["recall@10"]) < 0.25 and a["recall@10"] > 0.3
+
+
+# --- run folders: safety, eval.py, predict.py --------------------------------------------------------------------------
+def test_one_epoch_override_trains_one_epoch_and_logs_progress(tiny_root, tmp_path):
+    proc = run("run.py", [*TINY, "model=sasrec", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
+               tiny_root, tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["epoch"] == 0  # one epoch, not the recipe's 200
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "epoch 0: step" in log and "train/loss" in log and "val/loss" in log and "epoch 1" not in log
+    assert "ranking on cpu" in log
+
+
+def test_eval_py_reproduces_a_trained_run_and_predict_py_answers(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run("run.py", [*TINY, "model=sasrec", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = run("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"], tiny_root, tmp_path / "c")
+    assert again.returncode == 0, again.stderr[-3000:]
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, tmp_path / "eval"))
+    assert first == second  # deterministic model: equal
+    assert not (tmp_path / "eval" / "checkpoints").exists()  # no training
+
+    items = [line.split("\t")[0] for line in (run_dir / "items.tsv").read_text().splitlines()]
+    pred = run("predict.py", [f"run_dir={run_dir}", f"history=[{items[0]},{items[1]},{items[2]}]", "k=4"], tiny_root, tmp_path / "c")
+    assert pred.returncode == 0, pred.stderr[-3000:]
+    answer = json.loads(pred.stdout)  # stdout holds only the JSON
+    assert len(answer) == 4 and set(answer[0]) == {"asin", "title", "score"}
+    assert [a["score"] for a in answer] == sorted((a["score"] for a in answer), reverse=True)
+    assert len({a["asin"] for a in answer}) == 4 and {a["asin"] for a in answer} <= set(items)
+    for bad in (["history=[NOPE]"], ["history=[]"]):
+        proc = run("predict.py", [f"run_dir={run_dir}", *bad], tiny_root, tmp_path / "c")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr[-2000:]
+    proc = run("predict.py", [f"run_dir={tmp_path / 'absent'}", "history=[A]"], tiny_root, tmp_path / "c")
+    assert proc.returncode == 2 and "not a gloss run folder" in proc.stderr
+
+
+def test_generator_run_folder_reloads_with_its_saved_settings(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "model=gloss_scratch", "retriever=bm25", "debug=fast", "model.backbone.hidden_size=32",
+            "model.backbone.vocab_size=300", "model.generation.batch_size=16", f"hydra.run.dir={run_dir}"]
+    proc = run("run.py", args, tiny_root, tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    settings = json.loads((run_dir / "generator" / "gloss_generation.json").read_text())
+    assert settings["rerank"]["neighbours"] == 10
+    again = run("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"], tiny_root, tmp_path / "c")
+    assert again.returncode == 0, again.stderr[-3000:]
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, tmp_path / "eval"))
+    assert first["model"] == second["model"] == "gloss_scratch" and first["retriever"] == second["retriever"] == "bm25"
+    assert second["n_users"] == first["n_users"] and first["overall"] == pytest.approx(second["overall"], abs=1e-9)
+
+
+def test_heuristic_run_folder_reloads_by_refit(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run("run.py", [*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c").returncode == 0
+    again = run("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"], tiny_root, tmp_path / "c")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (run_dir / "metrics.json").read_text() == (tmp_path / "eval" / "metrics.json").read_text()
+
+
+def test_finished_run_folder_is_refused_before_any_work_and_kept_intact(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run("run.py", [*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c").returncode == 0
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "run.log"}
+    proc = run("run.py", [*TINY, "model=popularity", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
+    assert proc.returncode == 2 and "finished run" in proc.stderr and "Traceback" not in proc.stderr
+    assert "dataset tiny" not in (run_dir / "run.log").read_text().split("finished run")[-1]  # refused before loading
+    assert all(p.read_bytes() == content for p, content in before.items())  # .hydra/, config, results untouched
+
+
+def test_resume_keeps_the_first_config_and_continues(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "model=sasrec", f"hydra.run.dir={run_dir}"]
+    first = run("run.py", [*args, "trainer.max_epochs=1", "eval.k=-1"], tiny_root, tmp_path / "c")
+    assert first.returncode == 2 and "eval.k=-1" in first.stderr  # bad key: refused before any work
+    assert not (run_dir / "config_resolved.yaml").exists()
+    assert run("run.py", [*args, "trainer.max_epochs=1", "eval.max_users=5"], tiny_root, tmp_path / "c").returncode == 0
+    (run_dir / "metrics.json").unlink()  # as if it had died while ranking
+    for name in ("per_user.jsonl", "results.md"):
+        (run_dir / name).unlink()
+    config = (run_dir / "config_resolved.yaml").read_text()
+    hydra_config = (run_dir / ".hydra" / "config.yaml").read_text()
+    fresh = run("run.py", [*args, "trainer.max_epochs=2"], tiny_root, tmp_path / "c")
+    assert fresh.returncode == 2 and "unfinished run" in fresh.stderr
+    resumed = run("run.py", [*args, "trainer.max_epochs=2", "ckpt_path=last"], tiny_root, tmp_path / "c")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (run_dir / "config_resolved.yaml").read_text() == config
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == hydra_config
+    assert len(list(run_dir.glob("config_resolved.*.yaml"))) == 1  # the resume's, beside the first
+    assert len(list((run_dir / ".hydra").glob("*/config.yaml"))) == 3  # each later attempt kept its own record
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
+
+
+def test_sweeps_may_only_optimize_a_validation_metric(tiny_root, tmp_path):
+    proc = run("run.py", [*TINY, "model=cooc", "optimized_metric=test/ndcg@5", f"hydra.run.dir={tmp_path / 'a'}"],
+               tiny_root, tmp_path / "c")
+    assert proc.returncode == 2 and "never on test" in proc.stderr
+    proc = run("run.py", [*TINY, "model=cooc", "optimized_metric=val/ndcg@5", "eval.max_users=20",
+                          f"hydra.run.dir={tmp_path / 'b'}"], tiny_root, tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "b" / "metrics_val.json").read_text())["split"] == "val"
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["n_users"] == 20
