@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from gloss.data import GlossData
+from gloss.progress import Progress
 
 if TYPE_CHECKING:  # importing Lightning costs seconds; heuristic runs skip it
     import lightning as L
@@ -96,8 +97,6 @@ class ScoringRecommender(Recommender):
         """[len(histories), n_items] scores, higher is better."""
 
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
-        from gloss.progress import Progress
-
         parts = []
         with Progress(len(histories), "rank") as progress:
             for start in range(0, len(histories), self.batch_size):

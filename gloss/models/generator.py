@@ -21,7 +21,6 @@ import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from gloss.data import GlossData
 from gloss.data.prompt_datamodule import PromptEncoder, left_pad
@@ -30,6 +29,7 @@ from gloss.errors import GlossError
 from gloss.models.base import Ranking, TrainableRecommender
 from gloss.models.beam_search import beam_search
 from gloss.models.rerank import rerank_scores
+from gloss.progress import Progress
 from gloss.retrieval import Retriever, fuse
 
 log = logging.getLogger(__name__)
@@ -86,18 +86,15 @@ class GeneratorModule(L.LightningModule):
         return [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], progress: bool | str = "generate") -> list[list[str]]:
-        """Token-id prompts -> num_return_sequences decoded completions each (best first).
-
-        Progress goes to the log (gloss.progress) whenever the loop is long; a str `progress` is its label,
-        a bool is accepted for old callers and ignored (the reporting interval keeps short loops silent)."""
-        from gloss.progress import Progress
+    def generate(self, prompts: list[list[int]]) -> list[list[str]]:
+        """Token-id prompts -> num_return_sequences decoded completions each (best first); a long loop reports its
+        progress to the log (gloss.progress)."""
 
         g, tok, pad = self.generation, self.tokenizer, self.pad_id
         order = np.argsort([len(p) for p in prompts], kind="stable")  # similar lengths batch together
         out: list[list[str]] = [[] for _ in prompts]
         batches = range(0, len(prompts), g["batch_size"])
-        with Progress(len(prompts), progress if isinstance(progress, str) else "generate") as report:
+        with Progress(len(prompts), "generate") as report:
             for start in batches:
                 rows = order[start : start + g["batch_size"]]
                 ids, mask = left_pad([prompts[r] for r in rows], pad)
@@ -221,23 +218,22 @@ class GenerativeRecommender(TrainableRecommender):
         self.module.tokenizer.save_pretrained(folder)
         (folder / SETTINGS).write_text(json.dumps(self.settings(), indent=2))
 
-    def queries(self, histories: Sequence[np.ndarray], progress: bool = False) -> list[list[str]]:
+    def queries(self, histories: Sequence[np.ndarray]) -> list[list[str]]:
         """Per history: the generated titles (beam order) as retrieval queries."""
         room = self.module.generation["max_new_tokens"]
         prompts = [self.encoder.prompt_ids(h, room=room) for h in histories]
-        generated = self.module.generate(prompts, progress=progress)
+        generated = self.module.generate(prompts)
         return [[self.query_format.format(title=self.template.title_of(t)) for t in row] for row in generated]
 
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
         if self.module is None:
             raise RuntimeError("call fit() before recommend()")
         self.module.eval()
-        progress = len(histories) > 2000
-        queries = self.queries(histories, progress=progress)
+        queries = self.queries(histories)
         if self.rerank is None:
             return self.rank(queries, histories, k)
         generated = self.rank(queries, histories, max(k, self.rerank["generated"])).items[:, : self.rerank["generated"]]
-        return self.rerank_pool(histories, self.candidate_pool(histories, generated), k, progress)
+        return self.rerank_pool(histories, self.candidate_pool(histories, generated), k)
 
     def candidate_pool(self, histories: Sequence[np.ndarray], generated: np.ndarray) -> list[list[int]]:
         """Per user: the generated titles' hits (fused order), then the last item's nearest catalog neighbours
@@ -254,14 +250,14 @@ class GenerativeRecommender(TrainableRecommender):
             pools.append(list(dict.fromkeys(pool)))
         return pools
 
-    def rerank_pool(self, histories: Sequence[np.ndarray], pools: list[list[int]], k: int, progress: bool) -> Ranking:
+    def rerank_pool(self, histories: Sequence[np.ndarray], pools: list[list[int]], k: int) -> Ranking:
         """Sort each pool by the LM's (contrasted) log-likelihood of the items' titles after the user's prompt."""
         enc = self.encoder
         room = self.max_item_tokens + 1 if self.max_item_tokens else self.max_seq_length // 2
         prompts = [enc.prompt_ids(h, room=room) for h in histories]
         scores = rerank_scores(self.module.model, prompts, pools, lambda i: enc.labels(enc.completion_ids(i)),
                                self.module.pad_id, self.module.null_prompt,
-                               self.rerank["contrast"], self.rerank["batch_size"], progress)
+                               self.rerank["contrast"], self.rerank["batch_size"])
         items = np.full((len(pools), k), -1, dtype=np.int64)
         best = np.zeros((len(pools), k), dtype=np.float32)
         for u, (pool, s) in enumerate(zip(pools, scores)):

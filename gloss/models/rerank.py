@@ -54,14 +54,14 @@ def completion_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
 
 def rerank_scores(model, prompts: Sequence[list[int]], candidates: Sequence[Sequence[int]],
                   completion: Callable[[int], list[int]], pad_token_id: int, null_prompt: list[int], contrast: float = 0.0,
-                  batch_size: int = 32, progress: bool | str = "rerank") -> list[np.ndarray]:
+                  batch_size: int = 32) -> list[np.ndarray]:
     """Per user: the (contrasted) log-likelihood of each candidate item's completion tokens after the user's prompt.
-    `completion(item)` -> token ids (title + EOS); the null term is computed once per distinct item.
-    Long runs report to the log (gloss.progress); a str `progress` is the label, a bool (old callers) is ignored."""
+    `completion(item)` -> token ids (title + EOS); the null term is computed once per distinct item. A long loop
+    reports its progress to the log (gloss.progress)."""
     dev = next(model.parameters()).device
     scores: list[np.ndarray] = [np.zeros(0)] * len(prompts)
     order = np.argsort([len(p) for p in prompts], kind="stable")
-    with Progress(len(prompts), progress if isinstance(progress, str) else "rerank") as report:
+    with Progress(len(prompts), "rerank") as report:
         for start in range(0, len(prompts), batch_size):
             rows = order[start : start + batch_size]
             ids, mask = (t.to(dev) for t in left_pad([prompts[r] for r in rows], pad_token_id))
