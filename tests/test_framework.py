@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import get_class
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from gloss.callbacks.ranking_eval import RankingEvalCallback
 from gloss.data.sequence_datamodule import rank_share
 from gloss.experiment import run_experiment
+from gloss.models import Recommender
 from gloss.models.sasrec import SASRec
 from tests.models.conftest import rule_data
 
@@ -59,6 +60,7 @@ def test_every_model_config_composes_and_its_class_defaults_equal_the_yaml(name,
         assert key in params, f"model={name}: {key} is not an argument of {cls.__name__}"
         if key in defaults and not isinstance(value, (dict, list)) and not (isinstance(value, str) and "${" in value):
             assert defaults[key] == value, f"model={name}: {cls.__name__}({key}={defaults[key]!r}) but the YAML says {value!r}"
+    assert isinstance(instantiate(cfg.model), Recommender)
     if cfg.get("datamodule") is not None:  # trained models: the recipe's DataModule takes the keys it is given
         dm = OmegaConf.to_container(cfg.datamodule, resolve=False)
         dm_params = inspect.signature(get_class(dm.pop("_target_")).__init__).parameters
