@@ -116,10 +116,18 @@ def evaluate_split(model: Recommender, data: GlossData, split: str, k: int, max_
     histories = data.split.histories(examples)
     targets = data.split.targets(examples)
     log.info("%s: ranking %d users", split, len(histories))
+    device = ranking_device(model)
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     ranking = model.recommend(histories, k)
     seconds = time.perf_counter() - t0
-    log.info("%s: ranked %d users in %.1fs (%.0f users/s)", split, len(histories), seconds, len(histories) / max(seconds, 1e-9))
+    memory = (f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
+              if device.startswith("cuda") else "")
+    log.info("%s: ranked %d users in %.1fs (%.1f users/s%s)", split, len(histories), seconds,
+             len(histories) / max(seconds, 1e-9), memory)
     segments = data.segments()[examples[:, 0]]
     return evaluate_ranking(ranking.items, targets, segments), examples, targets, ranking
 

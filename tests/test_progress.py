@@ -157,3 +157,30 @@ def test_log_progress_reports_steps_within_an_epoch(caplog):
     assert len(steps) == 8  # 4 batches x 2 epochs
     assert re.fullmatch(r"epoch 0: step 1/4, loss [\d.]+, [\d.]+ steps/s", steps[0]), steps[0]
     assert steps[-1].startswith("epoch 1: step 4/4, loss ")
+
+
+class MaskedToy(Toy):
+    """Dict batches with an attention mask, like the generator's prompt batches."""
+
+    def training_step(self, batch, batch_idx):
+        return super().training_step((batch["x"], batch["y"]), batch_idx)
+
+    def validation_step(self, batch, batch_idx):
+        return super().validation_step((batch["x"], batch["y"]), batch_idx)
+
+
+def test_log_progress_reports_tokens_per_second_from_the_attention_mask(caplog):
+    caplog.set_level(logging.INFO, logger="gloss.train")
+    ticks = iter(range(1000))
+    torch.manual_seed(0)
+    mask = torch.zeros(16, 5, dtype=torch.long)
+    for row in range(16):
+        mask[row, : row % 5 + 1] = 1  # 1..5 real tokens per row: 46 in the epoch
+    rows = [{"x": x, "y": y, "attention_mask": m} for x, y, m in zip(torch.randn(16, 3), torch.randn(16, 1), mask)]
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, enable_progress_bar=False, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False,
+                        callbacks=[LogProgress(interval_s=1e9, clock=lambda: float(next(ticks)))])
+    trainer.fit(MaskedToy(), DataLoader(rows, batch_size=4), DataLoader(rows, batch_size=8))
+    (line,) = messages(caplog, "gloss.train")
+    # clock: one tick at epoch start, one per batch (4), one at epoch end -> 5 s for 46 tokens
+    assert re.search(r", 5\.0s, 9 tokens/s$", line) and int(mask.sum()) == 46, line

@@ -2,9 +2,13 @@
 
 Lightning reports train/val loss only in its progress bar, which a log file never sees. `LogProgress` writes to
 `gloss.train` at INFO (global rank 0 only):
-- each train epoch end: "epoch E: step S, train/loss x, val/loss y, lr z, T s" (val/loss only when validation ran
-  in that epoch; train/loss is the epoch mean of the loss the module returned, not Lightning's last-step value);
-- during a long epoch, at most every `interval_s`: "epoch E: step i/N, loss x, r steps/s" (loss = epoch mean so far).
+- each train epoch end: "epoch E: step S, train/loss x, val/loss y, lr z, T s[, t tokens/s][, peak GPU memory m GiB]"
+  (val/loss only when validation ran in that epoch; train/loss is the epoch mean of the loss the module returned, not
+  Lightning's last-step value; tokens/s counts the batches' `attention_mask` (non-padding tokens) where batches have
+  one, over the epoch's time, which includes its validation; peak memory on a CUDA device only, since the start of
+  fit);
+- during a long epoch, at most every `interval_s`: "epoch E: step i/N, loss x, r steps/s[, t tokens/s]" (loss = epoch
+  mean so far). Steps are batches; optimizer steps are batches / accumulate_grad_batches.
 """
 from __future__ import annotations
 
@@ -26,15 +30,23 @@ class LogProgress(L.Callback):
         self.interval_s, self.clock = float(interval_s), clock
         self._loss_sum, self._loss_n, self._val_loss, self._val_epoch = 0.0, 0, None, -1
         self._start = self._last = 0.0
+        self._tokens = 0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pl_module.device)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._loss_sum, self._loss_n = 0.0, 0
+        self._loss_sum, self._loss_n, self._tokens = 0.0, 0, 0
         self._start = self._last = self.clock()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if not trainer.is_global_zero:
             return
+        mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+        if isinstance(mask, torch.Tensor):
+            self._tokens += int(mask.sum())
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if isinstance(loss, torch.Tensor) and loss.numel() == 1:
             value = float(loss.detach())
@@ -50,7 +62,8 @@ class LogProgress(L.Callback):
         steps = f"{batch_idx + 1}/{total}" if isinstance(total, int) or math.isfinite(total) else f"{batch_idx + 1}"
         elapsed = now - self._start
         rate = (batch_idx + 1) / elapsed if elapsed > 0 else 0.0
-        log.info("epoch %d: step %s, loss %s, %.2f steps/s", trainer.current_epoch, steps, self._mean(), rate)
+        log.info("epoch %d: step %s, loss %s, %.2f steps/s%s", trainer.current_epoch, steps, self._mean(), rate,
+                 self._token_rate(elapsed))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Remember the epoch's aggregated val/loss with its epoch, so an epoch line never shows a stale value from an earlier epoch."""
@@ -68,8 +81,14 @@ class LogProgress(L.Callback):
             parts.append(f"val/loss {self._val_loss:.4f}")
         if trainer.optimizers and trainer.optimizers[0].param_groups:
             parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.3g}")
-        parts.append(f"{self.clock() - self._start:.1f}s")
+        elapsed = self.clock() - self._start
+        parts.append(f"{elapsed:.1f}s{self._token_rate(elapsed)}")
+        if pl_module.device.type == "cuda":
+            parts.append(f"peak GPU memory {torch.cuda.max_memory_allocated(pl_module.device) / 2**30:.2f} GiB")
         log.info(", ".join(parts))
+
+    def _token_rate(self, elapsed: float) -> str:
+        return f", {self._tokens / elapsed:.0f} tokens/s" if self._tokens and elapsed > 0 else ""
 
     def _mean(self) -> str:
         return f"{self._loss_sum / self._loss_n:.4f}" if self._loss_n else "n/a"

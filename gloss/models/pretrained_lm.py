@@ -52,8 +52,11 @@ def pretrained_lm(
 
     `pretrained` may also be a run's saved generator folder: full weights (scratch model) or a PEFT adapter,
     whose base model is then loaded as configured here and the adapter put on top (trainable iff `lora`)."""
+    from omegaconf import DictConfig, OmegaConf
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+    if isinstance(lora, DictConfig):  # Hydra's lists would reach adapter_config.json, which json cannot write
+        lora = OmegaConf.to_container(lora, resolve=True)
     path = resolve_pretrained(pretrained)
     adapter = Path(path) / "adapter_config.json"
     base = resolve_pretrained(json.loads(adapter.read_text())["base_model_name_or_path"]) if adapter.is_file() else path

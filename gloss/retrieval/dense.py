@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
 from gloss.cache import atomic_write, texts_key
 from gloss.retrieval.base import Retriever
 from gloss.retrieval.encoders import resolve_encoder
+
+if TYPE_CHECKING:
+    import faiss
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,8 @@ class DenseRetriever(Retriever):
         return emb
 
     def index(self, texts: list[str]) -> None:
+        import faiss  # here, not at import: BM25-only installs (and GPU images) need not have it
+
         emb = self.embed(texts, self.passage_prefix, "catalog")
         self._index = faiss.IndexFlatIP(emb.shape[1])
         self._index.add(emb)

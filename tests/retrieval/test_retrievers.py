@@ -47,3 +47,25 @@ def test_dense_embeddings_are_cached_by_content(dense: DenseRetriever):
     assert len(list((dense.cache_dir / "embeddings").glob("*.npy"))) == len(files) + 1
     emb = np.load(files[0])
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+
+
+def test_bm25s_and_faiss_load_only_when_used_and_jax_stays_off_the_gpu():
+    """bm25s imports JAX (when installed) and runs a JAX op at import: on a GPU machine that pre-allocates 75 % of the
+    GPU's memory, and an LLaMA run then fails with out-of-memory. gloss imports bm25s only when a BM25 index is built,
+    with JAX kept on the CPU unless the user chose otherwise; faiss likewise only for a dense index."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ.pop('JAX_PLATFORMS', None)\n"
+            "import gloss.retrieval, gloss.models, gloss.experiment\n"
+            "assert 'bm25s' not in sys.modules and 'faiss' not in sys.modules, 'imported at start'\n"
+            "from gloss.retrieval import BM25Retriever\n"
+            "r = BM25Retriever(); r.index(['red shoe', 'blue hat'])\n"
+            "assert 'bm25s' in sys.modules and os.environ['JAX_PLATFORMS'] == 'cpu'\n")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    code = "import os, sys; os.environ['JAX_PLATFORMS'] = 'cuda'\n" + code.split("\n", 1)[1].replace("== 'cpu'", "== 'cuda'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]  # the user's own choice is kept
