@@ -37,6 +37,11 @@ class Recommender(ABC):
     @abstractmethod
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking: ...
 
+    def examples_for(self, split: str, data: GlossData) -> np.ndarray:
+        """The (user, cut) examples to evaluate on `split` (after fit): the split's own, unless the model brings its
+        users (e.g. precomputed generations with users=file)."""
+        return data.split.examples(split)
+
     def example_columns(self, histories: Sequence[np.ndarray]) -> list[dict[str, str]]:
         """Optional model-specific columns for the examples table logged to W&B (a handful of test users).
 
