@@ -24,12 +24,17 @@ def metrics_summary(dataset: str, model: str, retriever: str, split: str, ev: Ev
     }
 
 
+def metric_cells(values: dict, n_users: int) -> str:
+    """Four decimals per metric; "–" where no user was evaluated (n=0) or the value is missing."""
+    return " | ".join("–" if not n_users or values.get(k) is None else f"{values[k]:.4f}" for k in METRIC_KEYS)
+
+
 def results_table(summary: dict) -> str:
     head = "| users | n | " + " | ".join(METRIC_KEYS) + " |"
     rows = [head, "|" + "---|" * (len(METRIC_KEYS) + 2)]
-    rows.append("| all | {} | ".format(summary["n_users"]) + " | ".join(f"{summary['overall'][k]:.4f}" for k in METRIC_KEYS) + " |")
+    rows.append(f"| all | {summary['n_users']} | {metric_cells(summary['overall'], summary['n_users'])} |")
     for seg, vals in summary["segments"].items():
-        rows.append(f"| {seg} | {vals['n_users']} | " + " | ".join(f"{vals[k]:.4f}" for k in METRIC_KEYS) + " |")
+        rows.append(f"| {seg} | {vals['n_users']} | {metric_cells(vals, vals['n_users'])} |")
     return "\n".join(rows)
 
 
