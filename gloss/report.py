@@ -1,19 +1,23 @@
-"""`python -m gloss.report <folder>`: every metrics.json below a folder -> the paper's results table and a segment plot.
+"""`python -m gloss.report <folder> [<folder> ...]`: every metrics.json below the folders -> the paper's results table
+and a segment plot.
 
 Rows are model (+retriever), columns dataset x {Recall@5, NDCG@5, Recall@10, NDCG@10}; per column the best value
-is bold and the second underlined. Writes report.md, report.csv and segments.png into the folder (or --out);
+is bold and the second underlined. Writes report.md, report.csv and segments.png into the (first) folder (or --out);
 `--split val` reads metrics_val.json instead (runs with eval.val=true) and writes report_val.md, ...
 When the same (model, retriever, dataset) was run more than once, the newest metrics.json wins and the report
-lists the runs it left out.
+lists the runs it left out. A metrics.json that cannot be used (bad JSON, null, a metric missing or not a number) is
+skipped with a warning naming it; the report is built from the others.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -48,14 +52,51 @@ def row_label(summary: dict) -> str:
     return summary["model"] if summary["retriever"] == "none" else f"{summary['model']}+{summary['retriever']}"
 
 
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def summary_problem(summary: object) -> str | None:
+    """Why `summary` cannot go into the report, or None when it can."""
+    if not isinstance(summary, dict):
+        return f"not a JSON object (got {json.dumps(summary)[:40]})"
+    missing = [k for k in ("dataset", "model", "retriever", "overall", "segments") if k not in summary]
+    if missing:
+        return f"not a gloss metrics.json (missing {', '.join(missing)})"
+    for key in ("dataset", "model", "retriever"):
+        if not isinstance(summary[key], str):
+            return f"{key}: expected a string, got {summary[key]!r}"
+    if not isinstance(summary["overall"], dict):
+        return f"overall: expected an object of metrics, got {summary['overall']!r:.40}"
+    for m, _ in COLUMNS:
+        if m not in summary["overall"]:
+            return f"overall.{m}: missing"
+        if not is_number(summary["overall"][m]):
+            return f"overall.{m}: expected a number, got {summary['overall'][m]!r:.40}"
+    if not isinstance(summary["segments"], dict):
+        return f"segments: expected an object, got {summary['segments']!r:.40}"
+    for seg, values in summary["segments"].items():
+        if not isinstance(values, dict):
+            return f"segments.{seg}: expected an object, got {values!r:.40}"
+        for key, value in values.items():
+            if key == "n_users" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+                return f"segments.{seg}.n_users: expected a count, got {value!r:.40}"
+            if key != "n_users" and value is not None and not is_number(value):
+                return f"segments.{seg}.{key}: expected a number or null, got {value!r:.40}"
+    return None
+
+
 def read_metrics(path: Path) -> RunResult:
+    """One metrics.json; a GlossError naming the file says why it cannot be used."""
     try:
         summary = json.loads(path.read_text())
-        missing = [k for k in ("dataset", "model", "retriever", "overall", "segments") if k not in summary]
     except json.JSONDecodeError as e:
         raise GlossError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
-    if missing:
-        raise GlossError(f"{path}: not a gloss metrics.json (missing {', '.join(missing)})")
+    except (OSError, UnicodeDecodeError) as e:
+        raise GlossError(f"{path}: cannot be read ({e})") from e
+    problem = summary_problem(summary)
+    if problem:
+        raise GlossError(f"{path}: {problem}")
     return RunResult(path, summary, path.stat().st_mtime)
 
 
@@ -64,21 +105,34 @@ def metrics_file(split: str) -> str:
     return "metrics.json" if split == "test" else f"metrics_{split}.json"
 
 
-def collect(folder: Path, split: str = "test") -> tuple[list[RunResult], list[str]]:
-    """Newest run per (model, retriever, dataset), and one note per older duplicate that was left out."""
+def metrics_paths(folders: Sequence[Path], split: str) -> list[Path]:
+    """Every metrics file below the folders, each once (folders may overlap)."""
+    paths: dict[Path, Path] = {}
+    for folder in folders:
+        for path in sorted(folder.rglob(metrics_file(split))):
+            if "wandb" not in path.relative_to(folder).parts[:-1]:  # logger=wandb keeps copies in <run>/wandb/
+                paths.setdefault(path.resolve(), path)
+    return list(paths.values())
+
+
+def collect(folders: Sequence[Path], split: str = "test") -> tuple[list[RunResult], list[str], list[str]]:
+    """Newest run per (model, retriever, dataset), one note per older duplicate that was left out, and one warning
+    per metrics file that was skipped (naming it and why)."""
     newest: dict[tuple, RunResult] = {}
-    notes = []
-    for path in sorted(folder.rglob(metrics_file(split))):
-        if "wandb" in path.relative_to(folder).parts[:-1]:
-            continue  # logger=wandb keeps a copy of the run's files in <run>/wandb/offline-run-*/files/
-        run = read_metrics(path)
+    notes, skipped = [], []
+    for path in metrics_paths(folders, split):
+        try:
+            run = read_metrics(path)
+        except GlossError as e:
+            skipped.append(f"skipped {e}")
+            continue
         old = newest.get(run.key)
         if old is not None:
             keep, drop = (run, old) if run.mtime >= old.mtime else (old, run)
             notes.append(f"{keep.label} on {keep.summary['dataset']}: kept {keep.path} (newest), left out {drop.path}")
             run = keep
         newest[run.key] = run
-    return sorted(newest.values(), key=lambda r: (r.label, dataset_rank(r.summary["dataset"]))), notes
+    return sorted(newest.values(), key=lambda r: (r.label, dataset_rank(r.summary["dataset"]))), notes, skipped
 
 
 def dataset_rank(name: str) -> tuple[int, str]:
@@ -155,7 +209,10 @@ def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -
         segment_names = {seg: f"{seg}\n(n={n_users.get(seg, {}).get('n_users', 0):,})" for seg in SEGMENTS}
 
         def value(label: str, seg: str) -> float:
-            return by_label[label]["segments"].get(seg, {}).get(metric, float("nan")) if label in by_label else float("nan")
+            """The bar's height; NaN (no bar) for a missing run or value and for an empty segment."""
+            values = by_label[label]["segments"].get(seg, {}) if label in by_label else {}
+            v = values.get(metric)
+            return float(v) if v is not None and values.get("n_users", 1) else float("nan")
 
         for i, bar in enumerate(bars):
             offsets = [j + (i - (len(bars) - 1) / 2) * width for j in range(len(groups))]
@@ -184,41 +241,51 @@ def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -
     plt.close(fig)
 
 
-def write_report(folder: Path, out: Path | None = None, split: str = "test") -> tuple[str, list[str]]:
-    """Write report.md, report.csv and segments.png (report_val.md, ... for split=val); returns (markdown, notes)."""
-    if not folder.is_dir():
-        raise GlossError(f"{folder} is not a folder")
-    runs, notes = collect(folder, split)
+def write_report(folders: Path | Sequence[Path], out: Path | None = None, split: str = "test") -> tuple[str, list[str]]:
+    """Write report.md, report.csv and segments.png (report_val.md, ... for split=val) into `out` (default: the first
+    folder); returns (markdown, notes): one warning per skipped metrics file, then one note per duplicate left out."""
+    folders = [folders] if isinstance(folders, Path) else list(folders)
+    for folder in folders:
+        if not folder.is_dir():
+            raise GlossError(f"{folder} is not a folder")
+    runs, notes, skipped = collect(folders, split)
+    where = ", ".join(str(f) for f in folders)
     if not runs:
-        raise GlossError(f"no {metrics_file(split)} below {folder}")
-    out = out or folder
+        raise GlossError(f"no usable {metrics_file(split)} below {where}" + "".join(f"; {s}" for s in skipped))
+    out = out or folders[0]
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if split == "test" else f"_{split}"
-    md = [f"# Results below {folder}", "", f"{split} split, full-catalog ranking; best per column **bold**, second <u>underlined</u>.", ""]
+    md = [f"# Results below {where}", "", f"{split} split, full-catalog ranking; best per column **bold**, second <u>underlined</u>.", ""]
     md += [markdown_table(runs), "", f"![Recall@5 by user segment](segments{suffix}.png)", ""]
+    if skipped:
+        md += ["Skipped files (not in the table):", ""] + [f"- {s}" for s in skipped] + [""]
     if notes:
         md += ["Duplicate runs (newest kept):", ""] + [f"- {n}" for n in notes] + [""]
     text = "\n".join(md)
     (out / f"report{suffix}.md").write_text(text)
     write_csv(runs, out / f"report{suffix}.csv")
     plot_segments([r.summary for r in runs], out / f"segments{suffix}.png")
-    return text, notes
+    return text, skipped + notes
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gloss.report", description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="searched recursively for metrics.json (e.g. outputs/multirun/<date>)")
-    parser.add_argument("--out", type=Path, default=None, help="where report.md/.csv and segments.png go (default: folder)")
+    parser.add_argument("folders", type=Path, nargs="+", metavar="folder",
+                        help="searched recursively for metrics.json (e.g. outputs/multirun/<date>); several are merged")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where report.md/.csv and segments.png go (default: the first folder)")
     parser.add_argument("--split", default="test", help="test (metrics.json) or val (metrics_val.json, runs with eval.val=true)")
     args = parser.parse_args(argv)
     try:
-        text, _ = write_report(args.folder, args.out, args.split)
+        text, notes = write_report(args.folders, args.out, args.split)
     except GlossError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     print(text)
     suffix = "" if args.split == "test" else f"_{args.split}"
-    print(f"wrote {(args.out or args.folder) / f'report{suffix}.md'}, report{suffix}.csv, segments{suffix}.png")
+    print(f"wrote {(args.out or args.folders[0]) / f'report{suffix}.md'}, report{suffix}.csv, segments{suffix}.png")
 
 
 if __name__ == "__main__":

@@ -163,3 +163,13 @@ def test_results_table_prints_dash_for_empty_segments():
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[2:]] for line in results_table(summary).splitlines()}
     assert rows["cold"] == ["0.5000"] * 5
     assert rows["regular"] == ["–"] * 5 and rows["power"] == ["–"] * 5
+
+
+def test_report_accepts_empty_segments_with_null_metrics(tmp_path: Path):
+    path = write_metrics(tmp_path / "run", "beauty", "cooc", "none", 0.07)
+    summary = json.loads(path.read_text())
+    summary["segments"]["power"] = {**dict.fromkeys(summary["overall"], None), "n_users": 0}
+    path.write_text(json.dumps(summary))
+    md, notes = write_report(tmp_path)
+    assert set(table_rows(md)) == {"cooc"} and not notes
+    assert (tmp_path / "segments.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
