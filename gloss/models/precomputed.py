@@ -47,7 +47,8 @@ def read_entries(path: Path) -> list[dict]:
     except json.JSONDecodeError as e:
         raise GlossError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(entries, list):
-        raise GlossError(f"{path}: expected a JSON list of entries (GLoSS generations format), got {type(entries).__name__}")
+        raise GlossError(f"{path}: expected a JSON list of entries (GLoSS generations format), "
+                         f"got {type(entries).__name__}")
     for n, e in enumerate(entries):
         where = f"{path}: entry {n}"
         if not isinstance(e, dict):
@@ -58,7 +59,7 @@ def read_entries(path: Path) -> list[dict]:
             raise GlossError(f"{where} (reviewer_id {e.get('reviewer_id')!r}): missing {sorted(missing)}")
         for key in ("reviewer_id", "asin"):
             if not isinstance(e[key], str):
-                raise GlossError(f"{where}: {key}: expected a string, got {e[key]!r}")
+                raise GlossError(f"{where}: {key}: expected a string, got {e[key]!r:.80}")
         if not is_strings(e["seen_asins"]):
             raise GlossError(f"{where}: seen_asins: expected a list of strings (ASINs), got {e['seen_asins']!r:.80}")
         if not is_strings(e["generated_sequences"], non_empty=True):
