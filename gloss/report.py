@@ -1,5 +1,4 @@
-"""`python -m gloss.report <folder> [<folder> ...]`: every metrics.json below the folders -> the paper's results table
-and a segment plot.
+"""`python -m gloss.report <folder> [<folder> ...]`: every metrics.json below -> the paper's results table, segment plot.
 
 Rows are model (+retriever), columns dataset x {Recall@5, NDCG@5, Recall@10, NDCG@10}; per column the best value
 is bold and the second underlined. Writes report.md, report.csv and segments.png into the (first) folder (or --out);
