@@ -112,7 +112,7 @@ def prepare_model(cfg: DictConfig, model: Recommender, data: GlossData, run_dir:
 
 
 def evaluate_split(model: Recommender, data: GlossData, split: str, k: int, max_users: int | None, seed: int) -> tuple:
-    examples = sample_examples(data.split.examples(split), max_users, seed)
+    examples = sample_examples(model.examples_for(split, data), max_users, seed)
     histories = data.split.histories(examples)
     targets = data.split.targets(examples)
     log.info("%s: ranking %d users", split, len(histories))
