@@ -161,7 +161,7 @@ def test_non_utf8_through_the_cli_is_one_line(tiny_root: Path, tmp_path: Path):
     path.write_bytes(path.read_bytes() + b"B77777\t\xc3\x28 broken\n")
     proc = run_cli(["model=popularity"], tiny_root, tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and f"{path}:42: " in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and f"{path}:43: " in proc.stderr
 
 
 # --- 9: the parsed-data cache is keyed by everything that shapes it -------------------------------------------------
@@ -186,10 +186,10 @@ def test_duplicate_asin_with_another_title_is_an_error_or_skipped(tiny_root: Pat
     path.write_text(path.read_text() + f"{asin}\t{title}\n" + f"{asin}\tsomething else\n")
     with pytest.raises(DataFormatError) as e:
         read_offline(path.parent)
-    assert str(e.value).startswith(f"{path}:43: ") and asin in str(e.value) and "line 2" in str(e.value)
+    assert str(e.value).startswith(f"{path}:44: ") and asin in str(e.value) and "line 2" in str(e.value)
     raw = read_offline(path.parent, strict=False)
     assert raw.titles[asin] == title  # the first row wins, as for duplicate users
-    assert raw.skipped["item_titles.tsv"] == 1  # the identical repeat (line 42) is tolerated, not counted
+    assert raw.skipped["item_titles.tsv"] == 1  # the identical repeat (line 43) is tolerated, not counted
 
 
 # --- 7, 8: config validation, in one place, before any work ---------------------------------------------------------
@@ -259,11 +259,6 @@ def test_val_fraction_out_of_range_exits_2_before_any_work(tiny_root: Path, tmp_
 def test_trained_model_without_validation_users_exits_2_before_training(tiny_root: Path, tmp_path: Path):
     proc = run_cli(["model=sasrec", "trainer.max_epochs=1", "dataset.val_fraction=0"], tiny_root, tmp_path)
     assert_refused_before_work(proc, tmp_path / "run", "dataset.val_fraction=0")
-
-
-def test_leaky_min_user_interactions_exits_2_before_any_work(tiny_root: Path, tmp_path: Path):
-    proc = run_cli(["model=cooc", "dataset.min_user_interactions=1"], tiny_root, tmp_path)
-    assert_refused_before_work(proc, tmp_path / "run", "dataset.min_user_interactions=1", ">= 3")
 
 
 def test_eval_k_abc_exits_2_before_any_work(tiny_root: Path, tmp_path: Path):
