@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
@@ -51,11 +54,30 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def load_entry(path: Path, load: Callable[[Path], T]) -> T | None:
+    """`load(path)`, or None when there is no entry. An entry that cannot be read (truncated by a full disk or a
+    copy, or written by an older gloss) is deleted with a warning, so the caller rebuilds it instead of failing on
+    every run; `load` raises to reject an entry."""
+    if not path.is_file():
+        return None
+    try:
+        return load(path)
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with the entry, rebuilding it is the fix
+        log.warning("cache entry %s is unreadable (%s: %s): deleting it and rebuilding", path, type(e).__name__, e)
+        path.unlink(missing_ok=True)  # a parallel job may have removed it already
+        return None
+
+
+def _load_pickle(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
 def cached_pickle(path: Path, build: Callable[[], Any]) -> tuple[Any, bool]:
-    """Load `path` if present, else build and store. Returns (value, was_cached)."""
-    if path.is_file():
-        with open(path, "rb") as f:
-            return pickle.load(f), True
+    """Load `path` if present and readable, else build and store. Returns (value, was_cached)."""
+    value = load_entry(path, _load_pickle)
+    if value is not None:
+        return value, True
     value = build()
 
     def write(tmp: Path) -> None:

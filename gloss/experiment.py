@@ -19,9 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from gloss.callbacks.ranking_eval import sample_examples
 from gloss.data import GlossData
 from gloss.errors import GlossError
-from gloss.eval import METRIC_KEYS, evaluate_ranking, metrics_summary, results_table, write_run_outputs
+from gloss.eval import evaluate_ranking, metrics_summary, results_table, write_run_outputs
 from gloss.loggers import instantiate_loggers, log_results
 from gloss.models import Recommender, TrainableRecommender
+from gloss.validation import validate_config
 
 log = logging.getLogger("gloss")
 ITEMS_FILE = "items.tsv"  # a run folder's item map: catalog index -> ASIN, title
@@ -44,21 +45,9 @@ def config_choice(group: str, default: str) -> str:
 
 
 def splits_to_rank(cfg: DictConfig) -> list[str]:
-    """Test always; validation too with eval.val=true or when optimized_metric (what a sweeper reads) is a val/ metric.
-    Also checks those keys, so that a bad value stops the run before any work."""
-    k = cfg.eval.k
-    if not isinstance(k, int) or isinstance(k, bool) or k < 10:
-        raise GlossError(f"eval.k={k!r}: must be an integer >= 10 (Recall/NDCG@5 and @10 are read from the top-k list)")
-    max_users = cfg.eval.get("max_users")
-    if max_users is not None and (not isinstance(max_users, int) or max_users < 1):
-        raise GlossError(f"eval.max_users={max_users!r}: must be a positive integer or null")
-    metric = cfg.get("optimized_metric")
-    if metric is not None:
-        split, _, name = str(metric).partition("/")
-        if split != "val" or name not in METRIC_KEYS:
-            raise GlossError(f"optimized_metric={metric}: must be val/<metric> with <metric> one of {', '.join(METRIC_KEYS)} "
-                             "(sweeps tune on validation users, never on test)")
-    return ["val", "test"] if cfg.eval.get("val", False) or metric is not None else ["test"]
+    """Test always; validation too with eval.val=true or when optimized_metric (what a sweeper reads) is a val/ metric
+    (gloss.validation has checked those keys)."""
+    return ["val", "test"] if cfg.eval.get("val", False) or cfg.get("optimized_metric") is not None else ["test"]
 
 
 def check_run_dir(run_dir: Path, resuming: bool) -> None:
@@ -152,6 +141,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None
                    choices: dict | None = None) -> dict[str, dict] | None:
     """Returns the summaries by split ({"test": ..., ["val": ...]}); None on ranks other than 0. With `saved_run`,
     the model is that run folder's (no training) and `choices` are its config-group choices (result labels)."""
+    validate_config(cfg, trains=saved_run is None)
     splits = splits_to_rank(cfg)
     rank0 = process_rank() == 0
     if rank0:

@@ -1,4 +1,5 @@
-"""`load_dataset`: read, preprocess and split one Amazon category; cached by input content + config."""
+"""`load_dataset`: read, preprocess and split one Amazon category; cached by input content + every setting that
+shapes the result (`strict` included: a strict run never reuses a lenient parse that skipped lines)."""
 from __future__ import annotations
 
 import logging
@@ -95,8 +96,10 @@ def load_dataset(
 
     if not all(f.is_file() for f in files):
         return build()  # raises the reader's clear "expected files" message
+    # every argument that shapes the result except `download` (fetches the files, which are hashed) and the two
+    # folders (the files' contents are hashed instead); v2: readers skip non-UTF-8 lines and conflicting titles
     key = content_key(
-        "gloss-data-v1", name, source, category, min_user_interactions, val_fraction, seed, all_prefixes,
+        "gloss-data-v2", name, source, category, strict, min_user_interactions, val_fraction, seed, all_prefixes,
         cold_max_length, power_percentile, power_min_length, files=files,
     )
     data, was_cached = cached_pickle(Path(cache_dir).expanduser() / "data" / f"{name}-{key}.pkl", build)

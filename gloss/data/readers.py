@@ -1,7 +1,9 @@
 """Readers for Amazon 2014 5-core data: the official raw files and the offline sequence+titles format.
 
 Both return `RawData`: chronological item sequences per user and a title per item (empty = no title).
-Malformed lines raise `DataFormatError` (file:line) or, with strict=False, are skipped and counted.
+Malformed lines raise `DataFormatError` (file:line) or, with strict=False, are skipped and counted. Malformed
+includes a line that is not UTF-8 or holds a NUL byte (binary data), a user listed twice and, in item_titles.tsv,
+an ASIN listed again with another title (the first line wins; a repeat of the same title is harmless and allowed).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import logging
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Iterator
 
 from gloss.cache import atomic_write
 from gloss.errors import DataFormatError, GlossError
@@ -43,6 +46,28 @@ class _LineErrors:
             log.warning("skipping %s:%d: %s", self.path, line_no, reason)
 
 
+def text_lines(f: IO[str], errors: _LineErrors, first_line: int = 1) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a file opened with errors="surrogateescape"; a line that is not UTF-8 text goes to
+    `errors` instead (a strict decode would fail somewhere in a buffer, with no line number and the bytes dumped)."""
+    for line_no, line in enumerate(f, first_line):
+        if (reason := not_text(line)) is not None:
+            errors.bad(line_no, reason)
+            continue
+        yield line_no, line
+
+
+def not_text(line: str) -> str | None:
+    """Why `line` (decoded with surrogateescape) is not UTF-8 text, or None when it is."""
+    if not line.isascii():
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return f"not valid UTF-8 (byte 0x{ord(line[e.start]) - 0xDC00:02x} at column {e.start + 1})"
+    if "\0" in line:
+        return "holds a NUL byte (binary data, not text)"
+    return None
+
+
 def require_files(paths: list[Path], hint: str) -> None:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -60,8 +85,8 @@ def read_offline(folder: Path, strict: bool = True) -> RawData:
     skipped: dict[str, int] = {}
     sequences: dict[str, list[str]] = {}
     errors = _LineErrors(seq_path, strict)
-    with open(seq_path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
+    with open(seq_path, encoding="utf-8", errors="surrogateescape") as f:
+        for line_no, line in text_lines(f, errors):
             parts = line.split()
             if not parts:
                 continue
@@ -75,12 +100,16 @@ def read_offline(folder: Path, strict: bool = True) -> RawData:
     skipped[seq_path.name] = errors.count
 
     titles: dict[str, str] = {}
+    title_line: dict[str, int] = {}
     errors = _LineErrors(title_path, strict)
-    with open(title_path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
+    with open(title_path, encoding="utf-8", errors="surrogateescape") as f:
+        header_line = f.readline()
+        if (reason := not_text(header_line)) is not None:
+            raise DataFormatError(str(title_path), 1, reason)
+        header = header_line.rstrip("\n").split("\t")
         if header[:2] != ["asin", "title"]:
-            raise DataFormatError(str(title_path), 1, f"expected header 'asin<TAB>title', got {header!r}")
-        for line_no, line in enumerate(f, 2):
+            raise DataFormatError(str(title_path), 1, f"expected header 'asin<TAB>title', got {header[:2]!r:.80}")
+        for line_no, line in text_lines(f, errors, first_line=2):
             line = line.rstrip("\n")
             if not line:
                 continue
@@ -88,7 +117,12 @@ def read_offline(folder: Path, strict: bool = True) -> RawData:
             if len(parts) != 2 or not parts[0]:
                 errors.bad(line_no, f"expected 'ASIN<TAB>TITLE', got {len(parts)} field(s)")
                 continue
-            titles[parts[0]] = parts[1].strip()
+            asin, title = parts[0], parts[1].strip()
+            if asin in titles:
+                if titles[asin] != title:
+                    errors.bad(line_no, f"ASIN {asin!r} already has another title (line {title_line[asin]})")
+                continue
+            titles[asin], title_line[asin] = title, line_no
     skipped[title_path.name] = errors.count
     return RawData(sequences, titles, [seq_path, title_path], skipped)
 
@@ -120,8 +154,8 @@ def read_official(folder: Path, category: str, strict: bool = True, download: bo
     skipped: dict[str, int] = {}
     events: dict[str, list[tuple[int, int, str]]] = {}
     errors = _LineErrors(reviews, strict)
-    with gzip.open(reviews, "rt", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
+    with gzip.open(reviews, "rt", encoding="utf-8", errors="surrogateescape") as f:
+        for line_no, line in text_lines(f, errors):
             if not line.strip():
                 continue
             try:
@@ -137,8 +171,8 @@ def read_official(folder: Path, category: str, strict: bool = True, download: bo
     needed = {i for seq in sequences.values() for i in seq}
     titles: dict[str, str] = {i: "" for i in needed}
     errors = _LineErrors(meta, strict)
-    with gzip.open(meta, "rt", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
+    with gzip.open(meta, "rt", encoding="utf-8", errors="surrogateescape") as f:
+        for line_no, line in text_lines(f, errors):
             if not line.strip():
                 continue
             try:

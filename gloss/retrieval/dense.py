@@ -1,7 +1,8 @@
 """Dense retrieval: a sentence-transformers encoder, L2-normalised embeddings, exact FAISS inner product.
 
 Embeddings (catalog and queries alike) are cached on disk under a key of encoder + prefix + the texts,
-so an unchanged catalog is never encoded twice.
+so an unchanged catalog is never encoded twice. A local encoder folder enters the key by its contents, so new
+weights under the same path are never served stale embeddings; an unreadable entry is deleted and re-encoded.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gloss.cache import atomic_write, texts_key
+from gloss.cache import atomic_write, load_entry, texts_key
 from gloss.retrieval.base import Retriever
-from gloss.retrieval.encoders import resolve_encoder
+from gloss.retrieval.encoders import encoder_identity, resolve_encoder
 
 if TYPE_CHECKING:
     import faiss
@@ -47,10 +48,18 @@ class DenseRetriever(Retriever):
         return self._model
 
     def embed(self, texts: list[str], prefix: str, what: str) -> np.ndarray:
-        path = self.cache_dir / "embeddings" / f"{texts_key('emb-v1', self.encoder, prefix, texts=texts)}.npy"
-        if path.is_file():
+        key = texts_key("emb-v1", encoder_identity(self.encoder), prefix, texts=texts)
+        path = self.cache_dir / "embeddings" / f"{key}.npy"
+
+        def load(entry: Path) -> np.ndarray:
+            emb = np.load(entry)
+            if emb.ndim != 2 or emb.shape[0] != len(texts):
+                raise ValueError(f"shape {emb.shape}, expected ({len(texts)}, dim)")
+            return emb
+
+        if (emb := load_entry(path, load)) is not None:
             log.info("%s embeddings: cached (%s)", what, path.name)
-            return np.load(path)
+            return emb
         log.info("encoding %d %s texts with %s", len(texts), what, self.encoder)
         emb = self.model.encode(
             [prefix + t for t in texts],
@@ -59,6 +68,7 @@ class DenseRetriever(Retriever):
             convert_to_numpy=True,
             show_progress_bar=len(texts) > 2000,
         ).astype(np.float32)
+
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:
                 np.save(f, emb)

