@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from gloss.cache import atomic_write, texts_key
+from gloss.cache import atomic_write, load_entry, texts_key
 from gloss.data import GlossData
 from gloss.errors import GlossError
 from gloss.models.cooc import transition_matrix
@@ -35,9 +35,8 @@ def title_tokenizer(titles: list[str], vocab_size: int, cache_dir: str | Path) -
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     path = Path(cache_dir).expanduser() / "tokenizers" / f"{texts_key('bpe-v1', vocab_size, texts=titles)}.json"
-    if path.is_file():
-        tok = Tokenizer.from_file(str(path))
-    else:
+    tok = load_entry(path, lambda p: Tokenizer.from_file(str(p)))  # a corrupted entry is deleted and rebuilt
+    if tok is None:
         log.info("training a %d-token BPE tokenizer on %d titles", vocab_size, len(titles))
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -123,6 +123,19 @@ def test_truncated_dataset_cache_is_rebuilt_with_a_warning(tiny_root: Path, tmp_
     assert load_dataset("tiny", str(tiny_root), str(tmp_path / "cache")).stats() == first.stats()  # rewritten whole
 
 
+def test_truncated_tokenizer_cache_is_rebuilt_with_a_warning(tmp_path: Path, caplog):
+    from gloss.models.scratch_lm import title_tokenizer
+
+    titles = ["red lipstick matte", "blue shampoo for curly hair", "waterproof black mascara"] * 5
+    first = title_tokenizer(titles, 300, tmp_path)
+    [entry] = (tmp_path / "tokenizers").glob("*.json")
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING):
+        again = title_tokenizer(titles, 300, tmp_path)
+    assert again("red mascara").input_ids == first("red mascara").input_ids
+    assert any(r.levelno == logging.WARNING and str(entry) in r.getMessage() for r in caplog.records)
+
+
 # --- 6: non-UTF-8 input --------------------------------------------------------------------------------------------
 
 
