@@ -9,8 +9,12 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.fabric.utilities.data import _set_sampler_epoch
 from omegaconf import open_dict
+from torch.utils.data import DataLoader
 
+from gloss.data.prompt_datamodule import _GroupedSampler
+from gloss.data.sequence_datamodule import LengthBucketSampler
 from gloss.eval import evaluate_ranking
 from gloss.training import train
 from tests.models.conftest import rule_data
@@ -54,6 +58,34 @@ def assert_same_run(uninterrupted: Path, resumed: Path) -> None:
     assert_same_tensors(a["state_dict"], b["state_dict"])
     for sa, sb in zip(a["optimizer_states"][0]["state"].values(), b["optimizer_states"][0]["state"].values()):
         assert_same_tensors(sa, sb)
+
+
+@pytest.mark.parametrize("kind", ["length_bucket", "grouped"])
+def test_batches_are_a_function_of_seed_and_lightnings_epoch(kind):
+    lengths = np.random.default_rng(0).integers(1, 40, 203)
+
+    def make(rank: int = 0, world_size: int = 1):
+        if kind == "length_bucket":
+            return LengthBucketSampler(torch.from_numpy(lengths), 8, seed=3, pool=4, rank=rank, world_size=world_size)
+        return _GroupedSampler(lengths, 8, seed=3, rank=rank, world_size=world_size)
+
+    loader = DataLoader(range(len(lengths)), batch_sampler=make())
+    batches = iter(loader)  # Lightning creates a fit's first iterator before it sets that epoch (resume: not 0)
+    _set_sampler_epoch(loader, 2)  # what Lightning calls before each training epoch
+    epoch2 = [b.tolist() for b in batches]
+    fresh = make()
+    fresh.set_epoch(2)
+    assert list(fresh) == epoch2  # nothing but (seed, epoch): a resumed run gets the uninterrupted run's batches
+    assert sorted(i for b in epoch2 for i in b) == list(range(len(lengths)))
+    fresh.set_epoch(1)
+    assert list(fresh) != epoch2
+    shards = []  # DDP: each rank its share of the same epoch list, the same number of batches on every rank
+    for rank in range(2):
+        shard = make(rank, 2)
+        shard.set_epoch(2)
+        shards.append(list(shard))
+    n = len(make(0, 2))
+    assert len(shards[0]) == len(shards[1]) == n and shards == [epoch2[0::2][:n], epoch2[1::2][:n]]
 
 
 def test_resumed_sasrec_is_the_uninterrupted_run(tmp_path):
