@@ -1,8 +1,8 @@
 """Training a `TrainableRecommender` with the run's Lightning pieces, each a Hydra group: the Trainer (`trainer/`),
 its callbacks (`callbacks/`: the ranking-evaluation callback, checkpoints, early stopping, progress) and the
 DataModule (`datamodule/`), plus `EpochSeed` (random state per epoch from (seed, epoch), so that `ckpt_path=last`
-resumes exactly the uninterrupted run). After fit the best checkpoint is restored on the Trainer's device (Lightning's teardown
-moves the module to the CPU), so ranking runs where training ran."""
+resumes exactly the uninterrupted run). After fit the best checkpoint is restored on the Trainer's device
+(Lightning's teardown moves the module to the CPU), so ranking runs where training ran."""
 from __future__ import annotations
 
 import inspect
