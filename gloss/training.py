@@ -1,7 +1,8 @@
 """Training a `TrainableRecommender` with the run's Lightning pieces, each a Hydra group: the Trainer (`trainer/`),
 its callbacks (`callbacks/`: the ranking-evaluation callback, checkpoints, early stopping, progress) and the
-DataModule (`datamodule/`). After fit the best checkpoint is restored on the Trainer's device (Lightning's teardown
-moves the module to the CPU), so ranking runs where training ran."""
+DataModule (`datamodule/`), plus `EpochSeed` (random state per epoch from (seed, epoch), so that `ckpt_path=last`
+resumes exactly the uninterrupted run). After fit the best checkpoint is restored on the Trainer's device
+(Lightning's teardown moves the module to the CPU), so ranking runs where training ran."""
 from __future__ import annotations
 
 import inspect
@@ -14,6 +15,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from omegaconf import DictConfig
 
+from gloss.callbacks.epoch_seed import EpochSeed
 from gloss.data import GlossData
 from gloss.errors import GlossError
 from gloss.models.base import TrainableRecommender
@@ -85,6 +87,8 @@ def train(cfg: DictConfig, recommender: TrainableRecommender, data: GlossData, r
     L.seed_everything(cfg.seed, workers=True)
     recommender.build_for(data, cfg.seed)
     callbacks = instantiate_callbacks(cfg.get("callbacks"), run_dir, recommender, data, bool(loggers)) if cfg.train else []
+    if cfg.train:  # not a callbacks/ node: a resumed run is the uninterrupted one whatever the callback list
+        callbacks.append(EpochSeed(cfg.seed))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
     if cfg.train:
         if cfg.get("datamodule") is None:

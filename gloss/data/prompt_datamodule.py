@@ -141,16 +141,23 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.
 
 
 class _GroupedSampler(torch.utils.data.Sampler):
-    """Length-grouped random batches, reshuffled each epoch; under DDP each rank takes its share of the same list."""
+    """Length-grouped random batches, reshuffled each epoch; under DDP each rank takes its share of the same list.
+    An epoch's batches are a function of (seed, epoch): Lightning calls `set_epoch` with its (0-based) epoch before
+    every training epoch, so a resumed run sees the uninterrupted run's batches."""
 
     def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
         self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
         self.rank, self.world_size = rank, world_size
+        self.sampler = self  # Lightning calls set_epoch on a DataLoader's sampler and batch_sampler.sampler only
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __iter__(self):
-        self.epoch += 1
-        batches = length_grouped_batches(self.lengths, self.batch_size, np.random.default_rng((self.seed, self.epoch)))
-        return iter(rank_share(batches, self.rank, self.world_size))
+        # a generator: the batches are drawn at the first next(), after set_epoch (Lightning creates a fit's first
+        # iterator before it calls set_epoch for that epoch, which is not epoch 0 when resuming)
+        rng = np.random.default_rng((self.seed, self.epoch + 1))  # + 1: the batches of earlier versions (1-based count)
+        yield from rank_share(length_grouped_batches(self.lengths, self.batch_size, rng), self.rank, self.world_size)
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size) // self.world_size

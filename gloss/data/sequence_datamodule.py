@@ -43,6 +43,12 @@ def rank_share(batches: list, rank: int, world_size: int) -> list:
     return batches[rank::world_size][:per_rank]
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 32-bit seed for epoch `epoch` of a run seeded `seed`: a function of (seed, epoch) alone, so a resumed run's
+    epoch draws what the uninterrupted run's did; different (seed, epoch) pairs give independent streams."""
+    return int(np.random.SeedSequence((seed, epoch)).generate_state(1)[0])
+
+
 def trainer_rank(datamodule: L.LightningDataModule) -> tuple[int, int]:
     """(global rank, world size) of the Trainer the DataModule is attached to; (0, 1) outside one."""
     trainer = datamodule.trainer
@@ -52,22 +58,33 @@ def trainer_rank(datamodule: L.LightningDataModule) -> tuple[int, int]:
 class LengthBucketSampler(Sampler[list[int]]):
     """Random batches of similar-length rows: most Amazon sequences are far shorter than max_len, so
     `trim_padding` then removes most of each batch's padding (several times less work per epoch). Under DDP each
-    rank takes its share of the same shuffled batch list (trainer.use_distributed_sampler=false)."""
+    rank takes its share of the same shuffled batch list (trainer.use_distributed_sampler=false).
+
+    An epoch's batches are a function of (seed, epoch): Lightning calls `set_epoch` with its epoch before every
+    training epoch (as for torch's DistributedSampler), so a resumed run sees the uninterrupted run's batches."""
 
     def __init__(self, lengths: torch.Tensor, batch_size: int, seed: int, pool: int = 50, rank: int = 0, world_size: int = 1):
         self.lengths, self.batch_size, self.pool = lengths, batch_size, pool
         self.rank, self.world_size = rank, world_size
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed, self.epoch = seed, 0
+        self.sampler = self  # Lightning calls set_epoch on a DataLoader's sampler and batch_sampler.sampler only
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def batches(self) -> list[torch.Tensor]:
-        order = torch.randperm(len(self.lengths), generator=self.generator)
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        order = torch.randperm(len(self.lengths), generator=generator)
         out = []
         for chunk in order.split(self.batch_size * self.pool):  # sort within random pools of `pool` batches
             out.extend(chunk[self.lengths[chunk].argsort(stable=True)].split(self.batch_size))
-        return [out[i] for i in torch.randperm(len(out), generator=self.generator)]
+        return [out[i] for i in torch.randperm(len(out), generator=generator)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return (b.tolist() for b in rank_share(self.batches(), self.rank, self.world_size))
+        # a generator: the batches are drawn at the first next(), after set_epoch (Lightning creates a fit's first
+        # iterator before it calls set_epoch for that epoch, which is not epoch 0 when resuming)
+        for batch in rank_share(self.batches(), self.rank, self.world_size):
+            yield batch.tolist()
 
     def __len__(self) -> int:
         n, pool = len(self.lengths), self.batch_size * self.pool

@@ -44,6 +44,8 @@ def test_length_buckets_cover_every_row_once_and_trimming_keeps_real_items():
     batches = list(sampler)
     assert len(batches) == len(sampler)
     assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert list(sampler) == batches  # a function of (seed, epoch): Lightning calls set_epoch before each epoch
+    sampler.set_epoch(1)
     assert list(sampler) != batches  # reshuffled each epoch
     ids = left_pad([np.array([3, 4]), np.array([5])], 6)
     assert trim_padding(ids).tolist() == [[4, 5], [0, 6]]
