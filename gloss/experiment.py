@@ -5,9 +5,13 @@ Under DDP every rank trains; only rank 0 ranks users and writes (the other ranks
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -18,13 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from gloss.callbacks.ranking_eval import sample_examples
 from gloss.data import GlossData
-from gloss.errors import GlossError
-from gloss.eval import METRIC_KEYS, evaluate_ranking, metrics_summary, results_table, write_run_outputs
+from gloss.errors import GlossError, RunFolderRefused
+from gloss.eval import METRIC_KEYS, evaluate_ranking, metrics_summary, per_user_lines, results_table, write_run_outputs
 from gloss.loggers import instantiate_loggers, log_results
 from gloss.models import Recommender, TrainableRecommender
 
 log = logging.getLogger("gloss")
 ITEMS_FILE = "items.tsv"  # a run folder's item map: catalog index -> ASIN, title
+LOCK_FILE = "run.lock"  # held by the run writing a folder (claimed_run_dir): {"pid", "host"}
 
 
 def process_rank() -> int:
@@ -61,19 +66,95 @@ def splits_to_rank(cfg: DictConfig) -> list[str]:
     return ["val", "test"] if cfg.eval.get("val", False) or metric is not None else ["test"]
 
 
-def check_run_dir(run_dir: Path, resuming: bool) -> None:
-    """Before any work: a finished run is never overwritten; an unfinished one only continues with ckpt_path=last."""
+def refusal(run_dir: Path, resuming: bool) -> str | None:
+    """Why a run may not use `run_dir`: a finished run is never overwritten; one with a checkpoint only continues with
+    ckpt_path=last. A folder with neither (an attempt that stopped earlier, e.g. while loading data) takes a new run."""
     if (run_dir / "metrics.json").exists():
-        raise GlossError(f"{run_dir} holds a finished run (metrics.json); results are never overwritten: use a new folder "
-                         "(evaluate it again with: python eval.py run_dir=<run>)")
-    if not resuming and ((run_dir / "checkpoints").exists() or (run_dir / "config_resolved.yaml").exists()):
-        raise GlossError(f"{run_dir} holds an unfinished run: resume it with ckpt_path=last, or use a new folder")
+        return (f"{run_dir} holds a finished run (metrics.json); results are never overwritten: use a new folder "
+                "(evaluate it again with: python eval.py run_dir=<run>)")
+    if not resuming and (run_dir / "checkpoints" / "last.ckpt").exists():
+        return f"{run_dir} holds an unfinished run: resume it with ckpt_path=last, or use a new folder"
+    return None
 
 
-def write_run_record(cfg: DictConfig, run_dir: Path, data: GlossData) -> None:
-    """config_resolved.yaml (kept from the first attempt when resuming: the resume's goes beside it) and items.tsv."""
+def take_lock(run_dir: Path) -> None:
+    """Create run.lock ({pid, host}) exclusively; a lock whose pid no longer runs on this host is taken over."""
+    path = run_dir / LOCK_FILE
+    stale = None
+    for _ in range(2):
+        try:
+            with open(path, "x") as f:
+                f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+            break
+        except FileExistsError:
+            try:
+                owner = json.loads(path.read_text())
+                pid, host = int(owner["pid"]), str(owner["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                raise RunFolderRefused(f"{path}: unreadable lock; remove it if no run uses {run_dir}") from None
+            if stale == pid or host != socket.gethostname() or pid_alive(pid):
+                raise RunFolderRefused(f"{run_dir} is in use by pid {pid} on {host} ({path}); use a new folder, or "
+                                       f"remove {path} if that run is gone") from None
+            stale = pid
+            path.unlink(missing_ok=True)
+    if stale is not None:
+        log.warning("%s: stale run.lock of pid %d (no longer running on this host) taken over", run_dir, stale)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@contextmanager
+def claimed_run_dir(run_dir: Path, resuming: bool, cfg: DictConfig) -> Iterator[None]:
+    """The one claim on a run folder, before anything is written there (Hydra writes nothing first: conf/config.yaml):
+    refused (RunFolderRefused, the folder untouched) when it holds a finished run, an unfinished one without
+    ckpt_path=last, or another live run's run.lock; then the job's .hydra/ record. At the end run.lock is removed, and
+    a run that stopped before its results says whether there is anything to resume."""
+    if (reason := refusal(run_dir, resuming)) is not None:
+        raise RunFolderRefused(reason)
+    take_lock(run_dir)
+    try:
+        if (reason := refusal(run_dir, resuming)) is not None:  # another run finished there before the lock
+            raise RunFolderRefused(reason)
+        write_hydra_record(run_dir, cfg, resuming)
+        yield
+    except BaseException as e:
+        if not isinstance(e, RunFolderRefused) and not (run_dir / "metrics.json").exists():
+            if (run_dir / "checkpoints" / "last.ckpt").exists():
+                log.warning("%s: stopped before its results; resume with ckpt_path=last", run_dir)
+            else:
+                log.warning("%s: stopped before any result or checkpoint: nothing to resume; a new run may use this "
+                            "folder", run_dir)
+        raise
+    finally:
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+
+
+def write_hydra_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> None:
+    """Hydra's record of the job (.hydra/config.yaml, hydra.yaml, overrides.yaml), in .hydra/<time>/ for a resume so
+    that the first run's is kept. Nothing outside a Hydra job (e.g. compose() in tests)."""
+    if not HydraConfig.initialized():
+        return
+    out = run_dir / ".hydra"
+    if resuming and (out / "config.yaml").exists():
+        out = out / f"{datetime.now():%Y-%m-%d_%H-%M-%S_%f}"
+    out.mkdir(parents=True, exist_ok=True)
+    hydra_cfg = HydraConfig.instance().cfg
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg), ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
+        (out / name).write_text(OmegaConf.to_yaml(node))
+
+
+def write_run_record(cfg: DictConfig, run_dir: Path, data: GlossData, resuming: bool) -> None:
+    """config_resolved.yaml (a resume keeps the first attempt's: its own goes beside it) and items.tsv."""
     target = run_dir / "config_resolved.yaml"
-    if target.exists():
+    if resuming and target.exists():
         target = run_dir / f"config_resolved.{datetime.now():%Y-%m-%d_%H-%M-%S_%f}.yaml"
     target.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     items = "".join(f"{asin}\t{title}\n" for asin, title in zip(data.catalog.item_ids, data.catalog.titles))
@@ -151,11 +232,30 @@ def load_run_config(run_dir: Path) -> tuple[DictConfig, dict]:
 def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None,
                    choices: dict | None = None) -> dict[str, dict] | None:
     """Returns the summaries by split ({"test": ..., ["val": ...]}); None on ranks other than 0. With `saved_run`,
-    the model is that run folder's (no training) and `choices` are its config-group choices (result labels)."""
+    the model is that run folder's (no training) and `choices` are its config-group choices (result labels).
+    Rank 0 holds the run folder throughout (claimed_run_dir); the other DDP ranks train in it and write no results."""
+    if process_rank() != 0:
+        return experiment(cfg, run_dir, saved_run, choices)
+    with claimed_run_dir(run_dir, cfg.get("ckpt_path") == "last", cfg):
+        return experiment(cfg, run_dir, saved_run, choices)
+
+
+def training_of(trainer, saved_run: Path | None) -> dict | None:
+    """metrics.json's "training": this run's (gloss.training.training_record); with `saved_run` (eval.py) that run's,
+    from its metrics.json; None for heuristics."""
+    if saved_run is not None:
+        path = saved_run / "metrics.json"
+        return json.loads(path.read_text()).get("training") if path.is_file() else None
+    if trainer is None:
+        return None
+    from gloss.training import training_record
+
+    return training_record(trainer)
+
+
+def experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None, choices: dict | None) -> dict[str, dict] | None:
     splits = splits_to_rank(cfg)
     rank0 = process_rank() == 0
-    if rank0:
-        check_run_dir(run_dir, resuming=cfg.get("ckpt_path") == "last")
     data: GlossData = instantiate(cfg.dataset)
     if saved_run is not None:
         check_item_map(saved_run, data)
@@ -164,7 +264,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None
     model_name = cfg.get("model_name") or choices.get("model") or config_choice("model", getattr(model, "name", "model"))
     retriever_name = (choices.get("retriever") or config_choice("retriever", "none")) if model.uses_retriever else "none"
     if rank0:
-        write_run_record(cfg, run_dir, data)
+        write_run_record(cfg, run_dir, data, cfg.get("ckpt_path") == "last")
     log.info("dataset %s: %s", data.name, data.stats())
 
     run_name = "-".join([data.name, model_name] + ([retriever_name] if retriever_name != "none" else []))
@@ -175,13 +275,15 @@ def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None
     if trainer is not None and trainer.global_rank != 0:
         return None
     log.info("ranking on %s", ranking_device(model))
+    training = training_of(trainer, saved_run)
 
-    summaries = {}
+    summaries, per_user = {}, {}
     for split in splits:  # test last: used below
         ev, examples, targets, ranking = evaluate_split(model, data, split, cfg.eval.k, cfg.eval.get("max_users"), cfg.seed)
-        summaries[split] = summary = metrics_summary(data.name, model_name, retriever_name, split, ev)
+        summaries[split] = summary = metrics_summary(data.name, model_name, retriever_name, split, ev, training)
         user_ids = [data.split.user_ids[u] for u in examples[:, 0]]
-        write_run_outputs(run_dir, summary, ev, user_ids, targets, ranking.items, data.catalog.item_ids)
+        per_user[split] = per_user_lines(ev, user_ids, targets, ranking.items, data.catalog.item_ids)
+    write_run_outputs(run_dir, summaries, per_user)
     log_results(loggers, cfg, summaries, run_dir, model, data, examples, ranking.items)
     print(f"\n{model_name} + {retriever_name} on {data.name} (test, {summary['n_users']} users)\n{results_table(summary)}")
     print(f"results: {run_dir}")
