@@ -5,6 +5,7 @@ Under DDP every rank trains; only rank 0 ranks users and writes (the other ranks
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from gloss.models import Recommender, TrainableRecommender
 
 log = logging.getLogger("gloss")
 ITEMS_FILE = "items.tsv"  # a run folder's item map: catalog index -> ASIN, title
-LOCK_FILE = "run.lock"  # held by the run writing a folder (claimed_run_dir): {"pid", "host"}
+LOCK_FILE = "run.lock"  # {"pid", "host"} of the run writing a folder, flock-ed while it runs (claimed_run_dir)
 
 
 def process_rank() -> int:
@@ -66,63 +67,84 @@ def splits_to_rank(cfg: DictConfig) -> list[str]:
     return ["val", "test"] if cfg.eval.get("val", False) or metric is not None else ["test"]
 
 
-def refusal(run_dir: Path, resuming: bool) -> str | None:
-    """Why a run may not use `run_dir`: a finished run is never overwritten; one with a checkpoint only continues with
-    ckpt_path=last. A folder with neither (an attempt that stopped earlier, e.g. while loading data) takes a new run."""
-    if (run_dir / "metrics.json").exists():
-        return (f"{run_dir} holds a finished run (metrics.json); results are never overwritten: use a new folder "
-                "(evaluate it again with: python eval.py run_dir=<run>)")
-    if not resuming and (run_dir / "checkpoints" / "last.ckpt").exists():
-        return f"{run_dir} holds an unfinished run: resume it with ckpt_path=last, or use a new folder"
-    return None
+def finished_refusal(run_dir: Path) -> str | None:
+    """A finished run (metrics.json) is never overwritten."""
+    if not (run_dir / "metrics.json").exists():
+        return None
+    return (f"{run_dir} holds a finished run (metrics.json); results are never overwritten: use a new folder "
+            "(evaluate it again with: python eval.py run_dir=<run>)")
 
 
-def take_lock(run_dir: Path) -> None:
-    """Create run.lock ({pid, host}) exclusively; a lock whose pid no longer runs on this host is taken over."""
+def unfinished_refusal(run_dir: Path, resuming: bool) -> str | None:
+    """A run with a checkpoint only continues with ckpt_path=last. A folder with neither checkpoint nor results (an
+    attempt that stopped earlier, e.g. while loading data) takes a new run."""
+    if resuming or not (run_dir / "checkpoints" / "last.ckpt").exists():
+        return None
+    return f"{run_dir} holds an unfinished run: resume it with ckpt_path=last, or use a new folder"
+
+
+def take_lock(run_dir: Path) -> tuple[int, dict | None]:
+    """run.lock ({pid, host}), created exclusively or taken over, and flock-ed until the run ends (the OS lets go when
+    the process dies, so a lock nobody holds is a killed run's: taken over). Refused when another process holds it,
+    when it was written on another host (whose processes this one cannot see) or is unreadable. Returns the lock's
+    file descriptor and the killed run's {pid, host} when it was taken over."""
     path = run_dir / LOCK_FILE
-    stale = None
-    for _ in range(2):
+    host = socket.gethostname()
+    while True:
         try:
-            with open(path, "x") as f:
-                f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-            break
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # ours: waits only while another run reads it
+            owner = None
         except FileExistsError:
             try:
-                owner = json.loads(path.read_text())
-                pid, host = int(owner["pid"]), str(owner["host"])
-            except (OSError, ValueError, KeyError, TypeError):
-                raise RunFolderRefused(f"{path}: unreadable lock; remove it if no run uses {run_dir}") from None
-            if stale == pid or host != socket.gethostname() or pid_alive(pid):
-                raise RunFolderRefused(f"{run_dir} is in use by pid {pid} on {host} ({path}); use a new folder, or "
-                                       f"remove {path} if that run is gone") from None
-            stale = pid
-            path.unlink(missing_ok=True)
-    if stale is not None:
-        log.warning("%s: stale run.lock of pid %d (no longer running on this host) taken over", run_dir, stale)
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:  # its run just ended
+                continue
+            owner = lock_owner(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = False
+            except BlockingIOError:
+                held = True
+            if held or owner is None or owner["host"] != host:
+                os.close(fd)
+                who = f"pid {owner['pid']} on {owner['host']}" if owner else "another run"
+                raise RunFolderRefused(f"{run_dir} is in use by {who} ({path}); use a new folder, or remove {path} "
+                                       "if no run uses it")
+        try:
+            if os.fstat(fd).st_ino == path.stat().st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # removed by its run, which ended after we opened it: start again
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": host}).encode(), 0)
+    return fd, owner
 
 
-def pid_alive(pid: int) -> bool:
+def lock_owner(fd: int) -> dict | None:
+    """The {pid, host} a run.lock holds; None while its run is still writing it, or when it is not a gloss lock."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+        owner = json.loads(os.pread(fd, 4096, 0))
+    except ValueError:
+        return None
+    return owner if isinstance(owner, dict) and {"pid", "host"} <= owner.keys() else None
 
 
 @contextmanager
 def claimed_run_dir(run_dir: Path, resuming: bool, cfg: DictConfig) -> Iterator[None]:
     """The one claim on a run folder, before anything is written there (Hydra writes nothing first: conf/config.yaml):
-    refused (RunFolderRefused, the folder untouched) when it holds a finished run, an unfinished one without
-    ckpt_path=last, or another live run's run.lock; then the job's .hydra/ record. At the end run.lock is removed, and
-    a run that stopped before its results says whether there is anything to resume."""
-    if (reason := refusal(run_dir, resuming)) is not None:
+    refused (RunFolderRefused; a finished folder is left untouched) when it holds a finished run, another live run's
+    run.lock, or an unfinished run without ckpt_path=last; then the job's .hydra/ record. At the end run.lock is
+    removed, and a run that stopped before its results says whether there is anything to resume."""
+    if (reason := finished_refusal(run_dir)) is not None:
         raise RunFolderRefused(reason)
-    take_lock(run_dir)
+    lock, stale = take_lock(run_dir)
     try:
-        if (reason := refusal(run_dir, resuming)) is not None:  # another run finished there before the lock
-            raise RunFolderRefused(reason)
+        if (reason := finished_refusal(run_dir) or unfinished_refusal(run_dir, resuming)) is not None:
+            raise RunFolderRefused(reason)  # (finished: by the run that held the lock until now)
+        if stale is not None:
+            log.warning("%s: stale run.lock of pid %s (its process is gone) taken over", run_dir, stale["pid"])
         write_hydra_record(run_dir, cfg, resuming)
         yield
     except BaseException as e:
@@ -134,7 +156,8 @@ def claimed_run_dir(run_dir: Path, resuming: bool, cfg: DictConfig) -> Iterator[
                             "folder", run_dir)
         raise
     finally:
-        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)  # while still holding it: the next run creates a new one
+        os.close(lock)
 
 
 def write_hydra_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> None:
@@ -147,7 +170,8 @@ def write_hydra_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> None:
         out = out / f"{datetime.now():%Y-%m-%d_%H-%M-%S_%f}"
     out.mkdir(parents=True, exist_ok=True)
     hydra_cfg = HydraConfig.instance().cfg
-    for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg), ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
+    records = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": hydra_cfg.hydra.overrides.task}
+    for name, node in records.items():
         (out / name).write_text(OmegaConf.to_yaml(node))
 
 

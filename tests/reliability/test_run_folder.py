@@ -2,6 +2,7 @@
 interrupted write never looks finished, folders named after the data, and a max_time cut that says so."""
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -9,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,8 @@ TINY = ["dataset=beauty", "dataset.name=tiny", "dataset.power_min_length=null"]
 
 def composed(data_root: Path, cache: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=[*TINY, f"paths.data_dir={data_root}", f"paths.cache_dir={cache}", *overrides])
+        return compose("config", overrides=[*TINY, f"paths.data_dir={data_root}", f"paths.cache_dir={cache}",
+                                            *overrides])
 
 
 def command(args: list[str], data_root: Path, cache: Path, cwd: Path) -> dict:
@@ -63,16 +66,38 @@ def test_a_second_run_into_a_finished_folder_is_refused_before_writing_anything(
 
 @pytest.mark.parametrize("host", ["this", "elsewhere"])
 def test_a_folder_another_run_holds_is_refused_untouched(tiny_root, tmp_path, monkeypatch, host):
-    """A live pid on this host holds the folder; on another host liveness cannot be checked, so it is refused too."""
+    """A run on this host holds its run.lock (flock) while it runs; another host's processes cannot be seen from here,
+    so its lock refuses the folder whether held or not."""
     monkeypatch.setenv("GLOSS_CACHE_DIR", str(tmp_path / "c"))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    owner = {"pid": os.getpid(), "host": socket.gethostname() if host == "this" else "elsewhere.example"}
-    (run_dir / "run.lock").write_text(json.dumps(owner))
+    lock = run_dir / "run.lock"
+    lock.write_text(json.dumps({"pid": 4321, "host": socket.gethostname() if host == "this" else "elsewhere.example"}))
     before = snapshot(run_dir)
-    with pytest.raises(GlossError, match="in use by pid"):
-        run_experiment(composed(tiny_root, tmp_path / "c", "model=cooc"), run_dir)
+    with open(lock) as other_run:
+        if host == "this":
+            fcntl.flock(other_run, fcntl.LOCK_EX)
+        with pytest.raises(GlossError, match="in use by pid 4321"):
+            run_experiment(composed(tiny_root, tmp_path / "c", "model=cooc"), run_dir)
     assert snapshot(run_dir) == before
+
+
+def test_a_run_in_progress_holds_its_folder_against_a_second_run(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    first = subprocess.Popen(**command([*TINY, "model=sasrec", "trainer.max_epochs=100000", "trainer.max_time=00:00:05:00",
+                                        "callbacks.early_stopping=null", f"hydra.run.dir={run_dir}"],
+                                       tiny_root, tmp_path / "c", REPO))
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)  # training: the folder is claimed
+        assert json.loads((run_dir / "run.lock").read_text())["pid"] == first.pid
+        second = run_py([*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
+        assert second.returncode == 2 and first.poll() is None
+        assert len(error_lines(second)) == 1 and f"in use by pid {first.pid}" in error_lines(second)[0]
+    finally:
+        first.kill()
+        first.communicate()
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tiny_root, tmp_path, monkeypatch, caplog):
@@ -154,7 +179,8 @@ def test_a_run_that_fails_loading_data_says_so_and_its_folder_takes_a_new_run(ti
 def test_the_generator_default_is_bounded_by_epochs_only(tmp_path):
     cfg = composed(tmp_path, tmp_path, "model=gloss_scratch")
     assert cfg.trainer.max_time is None and cfg.trainer.max_epochs == 12
-    assert composed(tmp_path, tmp_path, "model=gloss_scratch", "trainer.max_time=00:01:00:00").trainer.max_time == "00:01:00:00"
+    guarded = composed(tmp_path, tmp_path, "model=gloss_scratch", "trainer.max_time=00:01:00:00")
+    assert guarded.trainer.max_time == "00:01:00:00"  # still available as an optional budget guard
 
 
 def test_a_max_time_cut_is_a_warning_in_run_log_and_recorded_in_metrics(tiny_root, tmp_path):
