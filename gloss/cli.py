@@ -8,7 +8,7 @@ from typing import Callable
 
 
 def one_line_errors(main: Callable) -> Callable:
-    from gloss.errors import user_error
+    from gloss.errors import RunFolderRefused, user_error
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
@@ -17,8 +17,9 @@ def one_line_errors(main: Callable) -> Callable:
         except Exception as e:
             if (err := user_error(e)) is None:
                 raise
+            refused = isinstance(err, RunFolderRefused)  # that folder's run.log is another run's
             for handler in logging.getLogger().handlers:  # into run.log; the console gets the one line below
-                if isinstance(handler, logging.FileHandler):
+                if isinstance(handler, logging.FileHandler) and not refused:
                     handler.emit(logging.LogRecord("gloss", logging.ERROR, __file__, 0, "%s", (err,), None))
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)

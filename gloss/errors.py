@@ -5,6 +5,11 @@ class GlossError(Exception):
     """A problem the user can fix (bad input file, missing data or weights, bad config)."""
 
 
+class RunFolderRefused(GlossError):
+    """A run folder that is not this run's to write (finished, unfinished, or held by another run): reported on
+    stderr only, so that the folder, its run.log included, is left as it was."""
+
+
 class DataFormatError(GlossError):
     """A malformed line in an input file; the message names the file and the line number."""
 

@@ -5,9 +5,14 @@ Under DDP every rank trains; only rank 0 ranks users and writes (the other ranks
 """
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -18,14 +23,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from gloss.callbacks.ranking_eval import sample_examples
 from gloss.data import GlossData
-from gloss.errors import GlossError
-from gloss.eval import evaluate_ranking, metrics_summary, results_table, write_run_outputs
+from gloss.errors import GlossError, RunFolderRefused
+from gloss.eval import evaluate_ranking, metrics_summary, per_user_lines, results_table, write_run_outputs
 from gloss.loggers import instantiate_loggers, log_results
 from gloss.models import Recommender, TrainableRecommender
 from gloss.validation import validate_config
 
 log = logging.getLogger("gloss")
 ITEMS_FILE = "items.tsv"  # a run folder's item map: catalog index -> ASIN, title
+LOCK_FILE = "run.lock"  # {"pid", "host"} of the run writing a folder, flock-ed while it runs (claimed_run_dir)
 
 
 def process_rank() -> int:
@@ -50,19 +56,118 @@ def splits_to_rank(cfg: DictConfig) -> list[str]:
     return ["val", "test"] if cfg.eval.get("val", False) or cfg.get("optimized_metric") is not None else ["test"]
 
 
-def check_run_dir(run_dir: Path, resuming: bool) -> None:
-    """Before any work: a finished run is never overwritten; an unfinished one only continues with ckpt_path=last."""
-    if (run_dir / "metrics.json").exists():
-        raise GlossError(f"{run_dir} holds a finished run (metrics.json); results are never overwritten: use a new folder "
-                         "(evaluate it again with: python eval.py run_dir=<run>)")
-    if not resuming and ((run_dir / "checkpoints").exists() or (run_dir / "config_resolved.yaml").exists()):
-        raise GlossError(f"{run_dir} holds an unfinished run: resume it with ckpt_path=last, or use a new folder")
+def finished_refusal(run_dir: Path) -> str | None:
+    """A finished run (metrics.json) is never overwritten."""
+    if not (run_dir / "metrics.json").exists():
+        return None
+    return (f"{run_dir} holds a finished run (metrics.json); results are never overwritten: use a new folder "
+            "(evaluate it again with: python eval.py run_dir=<run>)")
 
 
-def write_run_record(cfg: DictConfig, run_dir: Path, data: GlossData) -> None:
-    """config_resolved.yaml (kept from the first attempt when resuming: the resume's goes beside it) and items.tsv."""
+def unfinished_refusal(run_dir: Path, resuming: bool) -> str | None:
+    """A run with a checkpoint only continues with ckpt_path=last. A folder with neither checkpoint nor results (an
+    attempt that stopped earlier, e.g. while loading data) takes a new run."""
+    if resuming or not (run_dir / "checkpoints" / "last.ckpt").exists():
+        return None
+    return f"{run_dir} holds an unfinished run: resume it with ckpt_path=last, or use a new folder"
+
+
+def take_lock(run_dir: Path) -> tuple[int, dict | None]:
+    """run.lock ({pid, host}), created exclusively or taken over, and flock-ed until the run ends (the OS lets go when
+    the process dies, so a lock nobody holds is a killed run's: taken over). Refused when another process holds it,
+    when it was written on another host (whose processes this one cannot see) or is unreadable. Returns the lock's
+    file descriptor and the killed run's {pid, host} when it was taken over."""
+    path = run_dir / LOCK_FILE
+    host = socket.gethostname()
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # ours: waits only while another run reads it
+            owner = None
+        except FileExistsError:
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:  # its run just ended
+                continue
+            owner = lock_owner(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = False
+            except BlockingIOError:
+                held = True
+            if held or owner is None or owner["host"] != host:
+                os.close(fd)
+                who = f"pid {owner['pid']} on {owner['host']}" if owner else "another run"
+                raise RunFolderRefused(f"{run_dir} is in use by {who} ({path}); use a new folder, or remove {path} "
+                                       "if no run uses it")
+        try:
+            if os.fstat(fd).st_ino == path.stat().st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # removed by its run, which ended after we opened it: start again
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": host}).encode(), 0)
+    return fd, owner
+
+
+def lock_owner(fd: int) -> dict | None:
+    """The {pid, host} a run.lock holds; None while its run is still writing it, or when it is not a gloss lock."""
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0))
+    except ValueError:
+        return None
+    return owner if isinstance(owner, dict) and {"pid", "host"} <= owner.keys() else None
+
+
+@contextmanager
+def claimed_run_dir(run_dir: Path, resuming: bool, cfg: DictConfig) -> Iterator[None]:
+    """The one claim on a run folder, before anything is written there (Hydra writes nothing first: conf/config.yaml):
+    refused (RunFolderRefused; a finished folder is left untouched) when it holds a finished run, another live run's
+    run.lock, or an unfinished run without ckpt_path=last; then the job's .hydra/ record. At the end run.lock is
+    removed, and a run that stopped before its results says whether there is anything to resume."""
+    if (reason := finished_refusal(run_dir)) is not None:
+        raise RunFolderRefused(reason)
+    lock, stale = take_lock(run_dir)
+    try:
+        if (reason := finished_refusal(run_dir) or unfinished_refusal(run_dir, resuming)) is not None:
+            raise RunFolderRefused(reason)  # (finished: by the run that held the lock until now)
+        if stale is not None:
+            log.warning("%s: stale run.lock of pid %s (its process is gone) taken over", run_dir, stale["pid"])
+        write_hydra_record(run_dir, cfg, resuming)
+        yield
+    except BaseException as e:
+        if not isinstance(e, RunFolderRefused) and not (run_dir / "metrics.json").exists():
+            if (run_dir / "checkpoints" / "last.ckpt").exists():
+                log.warning("%s: stopped before its results; resume with ckpt_path=last", run_dir)
+            else:
+                log.warning("%s: stopped before any result or checkpoint: nothing to resume; a new run may use this "
+                            "folder", run_dir)
+        raise
+    finally:
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)  # while still holding it: the next run creates a new one
+        os.close(lock)
+
+
+def write_hydra_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> None:
+    """Hydra's record of the job (.hydra/config.yaml, hydra.yaml, overrides.yaml), in .hydra/<time>/ for a resume so
+    that the first run's is kept. Nothing outside a Hydra job (e.g. compose() in tests)."""
+    if not HydraConfig.initialized():
+        return
+    out = run_dir / ".hydra"
+    if resuming and (out / "config.yaml").exists():
+        out = out / f"{datetime.now():%Y-%m-%d_%H-%M-%S_%f}"
+    out.mkdir(parents=True, exist_ok=True)
+    hydra_cfg = HydraConfig.instance().cfg
+    records = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": hydra_cfg.hydra.overrides.task}
+    for name, node in records.items():
+        (out / name).write_text(OmegaConf.to_yaml(node))
+
+
+def write_run_record(cfg: DictConfig, run_dir: Path, data: GlossData, resuming: bool) -> None:
+    """config_resolved.yaml (a resume keeps the first attempt's: its own goes beside it) and items.tsv."""
     target = run_dir / "config_resolved.yaml"
-    if target.exists():
+    if resuming and target.exists():
         target = run_dir / f"config_resolved.{datetime.now():%Y-%m-%d_%H-%M-%S_%f}.yaml"
     target.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     items = "".join(f"{asin}\t{title}\n" for asin, title in zip(data.catalog.item_ids, data.catalog.titles))
@@ -140,12 +245,32 @@ def load_run_config(run_dir: Path) -> tuple[DictConfig, dict]:
 def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None,
                    choices: dict | None = None) -> dict[str, dict] | None:
     """Returns the summaries by split ({"test": ..., ["val": ...]}); None on ranks other than 0. With `saved_run`,
-    the model is that run folder's (no training) and `choices` are its config-group choices (result labels)."""
+    the model is that run folder's (no training) and `choices` are its config-group choices (result labels).
+    The config is checked first (gloss.validation); rank 0 then holds the run folder throughout (claimed_run_dir);
+    the other DDP ranks train in it and write no results."""
     validate_config(cfg, trains=saved_run is None)
+    if process_rank() != 0:
+        return experiment(cfg, run_dir, saved_run, choices)
+    with claimed_run_dir(run_dir, cfg.get("ckpt_path") == "last", cfg):
+        return experiment(cfg, run_dir, saved_run, choices)
+
+
+def training_of(trainer, saved_run: Path | None) -> dict | None:
+    """metrics.json's "training": this run's (gloss.training.training_record); with `saved_run` (eval.py) that run's,
+    from its metrics.json; None for heuristics."""
+    if saved_run is not None:
+        path = saved_run / "metrics.json"
+        return json.loads(path.read_text()).get("training") if path.is_file() else None
+    if trainer is None:
+        return None
+    from gloss.training import training_record
+
+    return training_record(trainer)
+
+
+def experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None, choices: dict | None) -> dict[str, dict] | None:
     splits = splits_to_rank(cfg)
     rank0 = process_rank() == 0
-    if rank0:
-        check_run_dir(run_dir, resuming=cfg.get("ckpt_path") == "last")
     data: GlossData = instantiate(cfg.dataset)
     if saved_run is not None:
         check_item_map(saved_run, data)
@@ -154,7 +279,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None
     model_name = cfg.get("model_name") or choices.get("model") or config_choice("model", getattr(model, "name", "model"))
     retriever_name = (choices.get("retriever") or config_choice("retriever", "none")) if model.uses_retriever else "none"
     if rank0:
-        write_run_record(cfg, run_dir, data)
+        write_run_record(cfg, run_dir, data, cfg.get("ckpt_path") == "last")
     log.info("dataset %s: %s", data.name, data.stats())
 
     run_name = "-".join([data.name, model_name] + ([retriever_name] if retriever_name != "none" else []))
@@ -165,13 +290,15 @@ def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None
     if trainer is not None and trainer.global_rank != 0:
         return None
     log.info("ranking on %s", ranking_device(model))
+    training = training_of(trainer, saved_run)
 
-    summaries = {}
+    summaries, per_user = {}, {}
     for split in splits:  # test last: used below
         ev, examples, targets, ranking = evaluate_split(model, data, split, cfg.eval.k, cfg.eval.get("max_users"), cfg.seed)
-        summaries[split] = summary = metrics_summary(data.name, model_name, retriever_name, split, ev)
+        summaries[split] = summary = metrics_summary(data.name, model_name, retriever_name, split, ev, training)
         user_ids = [data.split.user_ids[u] for u in examples[:, 0]]
-        write_run_outputs(run_dir, summary, ev, user_ids, targets, ranking.items, data.catalog.item_ids)
+        per_user[split] = per_user_lines(ev, user_ids, targets, ranking.items, data.catalog.item_ids)
+    write_run_outputs(run_dir, summaries, per_user)
     log_results(loggers, cfg, summaries, run_dir, model, data, examples, ranking.items)
     print(f"\n{model_name} + {retriever_name} on {data.name} (test, {summary['n_users']} users)\n{results_table(summary)}")
     print(f"results: {run_dir}")

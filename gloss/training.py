@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
+from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig
 
 from gloss.callbacks.epoch_seed import EpochSeed
@@ -56,11 +57,23 @@ def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
     return next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
 
 
-def warn_if_cut_by_time(trainer: L.Trainer) -> None:
+def training_record(trainer: L.Trainer | None) -> dict | None:
+    """metrics.json's "training": epochs completed of max_epochs, and whether trainer.max_time cut the run short (its
+    results are then those of a shorter training than configured); None when nothing was trained."""
+    if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+        return None
     timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
-    if timer is not None and timer.time_remaining("train") is not None and timer.time_remaining("train") <= 0:
+    remaining = timer.time_remaining("train") if timer is not None else None
+    return {"epochs_completed": trainer.current_epoch, "max_epochs": trainer.max_epochs,
+            "cut_by_time": remaining is not None and remaining <= 0}
+
+
+def warn_if_cut_by_time(trainer: L.Trainer) -> None:
+    """A max_time cut is said loudly in run.log, not only in metrics.json."""
+    record = training_record(trainer)
+    if record is not None and record["cut_by_time"]:
         log.warning("BUDGET: trainer.max_time stopped training after %d of %s epochs; results are those of a shorter "
-                    "run (trainer.max_time=null removes the guard)", trainer.current_epoch, trainer.max_epochs)
+                    "run (trainer.max_time=null removes the guard)", record["epochs_completed"], record["max_epochs"])
 
 
 def load_best_weights(recommender: TrainableRecommender, trainer: L.Trainer) -> None:

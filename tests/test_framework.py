@@ -72,8 +72,7 @@ def test_command_line_overrides_win_over_recipes_and_debug_wins_over_recipes():
     assert composed("model=sasrec", "trainer.max_epochs=5").trainer.max_epochs == 5
     assert composed("model=sasrec", "callbacks.early_stopping.patience=2").callbacks.early_stopping.patience == 2
     assert composed("model=sasrec", "datamodule.batch_size=7").datamodule.batch_size == 7
-    assert composed("model=gloss_scratch").trainer.max_time == "00:00:46:00"  # the CPU budget guard ...
-    assert composed("model=gloss_scratch", "trainer=gpu").trainer.max_time is None  # ... never caps a GPU run
+    assert composed("model=gloss_scratch").trainer.max_time is None  # bounded by epochs; max_time is an opt-in guard
     fast = composed("model=gloss_scratch", "debug=fast")
     assert fast.trainer.limit_val_batches == 1 and fast.eval.max_users == 300
     assert fast.callbacks.ranking_eval.max_users == 50
@@ -213,11 +212,10 @@ def test_heuristic_run_folder_reloads_by_refit(tiny_root, tmp_path):
 def test_finished_run_folder_is_refused_before_any_work_and_kept_intact(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
     assert run("run.py", [*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c").returncode == 0
-    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "run.log"}
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     proc = run("run.py", [*TINY, "model=popularity", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
     assert proc.returncode == 2 and "finished run" in proc.stderr and "Traceback" not in proc.stderr
-    assert "dataset tiny" not in (run_dir / "run.log").read_text().split("finished run")[-1]  # refused before loading
-    assert all(p.read_bytes() == content for p, content in before.items())  # .hydra/, config, results untouched
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before  # run.log, .hydra/, results
 
 
 def test_resume_keeps_the_first_config_and_continues(tiny_root, tmp_path):
@@ -239,7 +237,7 @@ def test_resume_keeps_the_first_config_and_continues(tiny_root, tmp_path):
     assert (run_dir / "config_resolved.yaml").read_text() == config
     assert (run_dir / ".hydra" / "config.yaml").read_text() == hydra_config
     assert len(list(run_dir.glob("config_resolved.*.yaml"))) == 1  # the resume's, beside the first
-    assert len(list((run_dir / ".hydra").glob("*/config.yaml"))) == 3  # each later attempt kept its own record
+    assert len(list((run_dir / ".hydra").glob("*/config.yaml"))) == 1  # the resume's; the refused one wrote none
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
 
 

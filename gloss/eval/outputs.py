@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,10 @@ from gloss.eval.metrics import Evaluation
 METRIC_KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
 
 
-def metrics_summary(dataset: str, model: str, retriever: str, split: str, ev: Evaluation) -> dict:
+def metrics_summary(dataset: str, model: str, retriever: str, split: str, ev: Evaluation,
+                    training: dict | None = None) -> dict:
+    """metrics.json; `training` is how far the model's training went (gloss.training.training_record), null for
+    heuristics."""
     overall = ev.overall
     return {
         "dataset": dataset,
@@ -21,6 +25,7 @@ def metrics_summary(dataset: str, model: str, retriever: str, split: str, ev: Ev
         "n_users": int(len(ev.ranks)),
         "overall": {k: overall[k] for k in METRIC_KEYS},
         "segments": {s: {**{k: v[k] for k in METRIC_KEYS}, "n_users": v["n_users"]} for s, v in ev.by_segment().items()},
+        "training": training,
     }
 
 
@@ -38,37 +43,43 @@ def results_table(summary: dict) -> str:
     return "\n".join(rows)
 
 
-def write_run_outputs(
-    run_dir: Path,
-    summary: dict,
-    ev: Evaluation,
-    user_ids: list[str],
-    targets: np.ndarray,
-    items: np.ndarray,
-    item_ids: list[str],
-) -> None:
-    """Write the three result files; refuses to overwrite an existing metrics.json (one run, one folder)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = run_dir / f"metrics{'' if summary['split'] == 'test' else '_' + summary['split']}.json"
-    if metrics_path.exists():
-        raise FileExistsError(f"{metrics_path} exists; results are never overwritten - use a new run folder")
-    metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
-    with open(run_dir / f"per_user{'' if summary['split'] == 'test' else '_' + summary['split']}.jsonl", "w") as f:
-        for u in range(len(user_ids)):
-            row = {
-                "user_id": user_ids[u],
-                "target": item_ids[targets[u]],
-                "rank": int(ev.ranks[u]),
-                "segment": str(ev.segments[u]),
-                **{m: round(float(v[u]), 6) for m, v in ev.per_user.items()},
-                "top10": [item_ids[i] for i in items[u, :10] if i >= 0],
-            }
-            f.write(json.dumps(row) + "\n")
-    md = [
-        f"# {summary['model']} + {summary['retriever']} on {summary['dataset']} ({summary['split']})",
-        "",
-        results_table(summary),
-        "",
-        "Full-catalog ranking; segments by sequence length (cold <= 5, power > 90th percentile).",
-    ]
-    (run_dir / "results.md").write_text("\n".join(md) + "\n")
+def per_user_lines(ev: Evaluation, user_ids: list[str], targets: np.ndarray, items: np.ndarray,
+                   item_ids: list[str]) -> list[str]:
+    """per_user.jsonl's lines: one JSON object per ranked user."""
+    return [json.dumps({
+        "user_id": user_ids[u],
+        "target": item_ids[targets[u]],
+        "rank": int(ev.ranks[u]),
+        "segment": str(ev.segments[u]),
+        **{m: round(float(v[u]), 6) for m, v in ev.per_user.items()},
+        "top10": [item_ids[i] for i in items[u, :10] if i >= 0],
+    }) + "\n" for u in range(len(user_ids))]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Whole or not at all: written to <name>.tmp, synced, then renamed over `path`."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_run_outputs(run_dir: Path, summaries: dict[str, dict], per_user: dict[str, list[str]]) -> None:
+    """Every split's per_user[_<split>].jsonl and metrics_<split>.json, results.md (a table per split), then
+    metrics.json (test) last: it marks a finished run, so an interrupted write never leaves one that looks finished.
+    Each file is replaced whole (write_atomic); a run that stopped before metrics.json may write them again."""
+    suffix = {split: "" if split == "test" else f"_{split}" for split in summaries}
+    for split, lines in per_user.items():
+        write_atomic(run_dir / f"per_user{suffix[split]}.jsonl", "".join(lines))
+    for split, summary in summaries.items():
+        if split != "test":
+            write_atomic(run_dir / f"metrics{suffix[split]}.json", json.dumps(summary, indent=2) + "\n")
+    md = []
+    for split, summary in summaries.items():
+        md += [f"# {summary['model']} + {summary['retriever']} on {summary['dataset']} ({split})", "",
+               results_table(summary), ""]
+    md.append("Full-catalog ranking; segments by sequence length (cold <= 5, power > 90th percentile).")
+    write_atomic(run_dir / "results.md", "\n".join(md) + "\n")
+    write_atomic(run_dir / "metrics.json", json.dumps(summaries["test"], indent=2) + "\n")
