@@ -170,6 +170,7 @@ def read_official(folder: Path, category: str, strict: bool = True, download: bo
 
     needed = {i for seq in sequences.values() for i in seq}
     titles: dict[str, str] = {i: "" for i in needed}
+    title_line: dict[str, int] = {}  # the line that gave an ASIN its title (a later, different one is an error)
     errors = _LineErrors(meta, strict)
     with gzip.open(meta, "rt", encoding="utf-8", errors="surrogateescape") as f:
         for line_no, line in text_lines(f, errors):
@@ -181,7 +182,13 @@ def read_official(folder: Path, category: str, strict: bool = True, download: bo
             except (ValueError, SyntaxError, KeyError, TypeError) as e:
                 errors.bad(line_no, f"not a metadata dict literal with 'asin' ({type(e).__name__})")
                 continue
-            if asin in needed:
-                titles[asin] = str(row.get("title", "") or "").strip()
+            if asin not in needed:
+                continue
+            title = str(row.get("title", "") or "").strip()
+            if asin in title_line:
+                if title != titles[asin]:
+                    errors.bad(line_no, f"ASIN {asin!r} already has another title (line {title_line[asin]})")
+                continue
+            titles[asin], title_line[asin] = title, line_no
     skipped[meta.name] = errors.count
     return RawData(sequences, titles, [reviews, meta], skipped)

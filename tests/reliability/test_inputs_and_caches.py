@@ -205,6 +205,18 @@ def test_duplicate_asin_with_another_title_is_an_error_or_skipped(tiny_root: Pat
     assert raw.skipped["item_titles.tsv"] == 1  # the identical repeat (line 43) is tolerated, not counted
 
 
+def test_duplicate_asin_with_another_title_in_official_metadata(tmp_path: Path):
+    with gzip.open(tmp_path / "reviews_Beauty_5.json.gz", "wb") as f:
+        f.write(json.dumps({"reviewerID": "u1", "asin": "a", "unixReviewTime": 1}).encode() + b"\n")
+    with gzip.open(tmp_path / "meta_Beauty.json.gz", "wb") as f:
+        for title in ("Alpha", "Alpha", "Beta"):
+            f.write(str({"asin": "a", "title": title}).encode() + b"\n")
+    with pytest.raises(DataFormatError, match=r"meta_Beauty.json.gz:3: .*line 1"):
+        read_official(tmp_path, "Beauty")
+    raw = read_official(tmp_path, "Beauty", strict=False)
+    assert raw.titles == {"a": "Alpha"} and raw.skipped["meta_Beauty.json.gz"] == 1
+
+
 # --- 7, 8: config validation, in one place, before any work ---------------------------------------------------------
 
 BAD_SETTINGS = [
