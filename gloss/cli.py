@@ -1,8 +1,10 @@
-"""What the entry points share: a GlossError ends the program with one line on stderr (and in run.log), exit 2."""
+"""What the entry points share: a GlossError ends the program with one line on stderr (and in run.log), exit 2; a
+run stopped by SIGTERM exits 143 (128 + 15), not 0."""
 from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 from typing import Callable
 
@@ -23,5 +25,12 @@ def one_line_errors(main: Callable) -> Callable:
                     handler.emit(logging.LogRecord("gloss", logging.ERROR, __file__, 0, "%s", (err,), None))
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
+        except SystemExit as e:  # Lightning stops gracefully on SIGTERM with a SystemExit that carries no code (0)
+            from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+            if not isinstance(e, SIGTERMException):
+                raise
+            print("error: stopped by SIGTERM before the results (see run.log)", file=sys.stderr)
+            sys.exit(128 + signal.SIGTERM)
 
     return wrapped

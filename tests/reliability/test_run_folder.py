@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -204,3 +205,22 @@ def test_a_training_within_its_epochs_is_recorded_as_not_cut(tiny_root, tmp_path
     run_experiment(cfg, run_dir)
     training = json.loads((run_dir / "metrics.json").read_text())["training"]
     assert training == {"epochs_completed": 1, "max_epochs": 1, "cut_by_time": False}
+
+
+def test_a_run_stopped_by_sigterm_exits_143_not_0_and_can_be_resumed(tiny_root, tmp_path):
+    """Lightning turns SIGTERM (a scheduler's preemption, `kill`) into a graceful stop whose SystemExit carries no code,
+    so the run exited 0 without results: a job script would take it for a finished run."""
+    run_dir = tmp_path / "run"
+    args = [*TINY, "model=sasrec", "trainer.max_epochs=100000", "callbacks.early_stopping=null",
+            f"hydra.run.dir={run_dir}"]
+    first = subprocess.Popen(**command(args, tiny_root, tmp_path / "c", REPO))
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints" / "last.ckpt").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert not (run_dir / "metrics.json").exists() and "resume with ckpt_path=last" in (run_dir / "run.log").read_text()
