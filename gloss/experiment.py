@@ -26,7 +26,7 @@ from gloss.data import GlossData
 from gloss.errors import GlossError, RunFolderRefused
 from gloss.eval import evaluate_ranking, metrics_summary, per_user_lines, results_table, write_run_outputs
 from gloss.loggers import instantiate_loggers, log_results
-from gloss.models import Recommender, TrainableRecommender
+from gloss.models import CompositeRecommender, Recommender, TrainableRecommender
 from gloss.validation import validate_config
 
 log = logging.getLogger("gloss")
@@ -188,7 +188,14 @@ def check_item_map(run_dir: Path, data: GlossData) -> None:
 def prepare_model(cfg: DictConfig, model: Recommender, data: GlossData, run_dir: Path, loggers: list,
                   saved_run: Path | None = None):
     """Heuristics: fit (counting; deterministic). Trained models: train (gloss.training), or with `saved_run` rebuild
-    from that run folder's weights on the configured Trainer's device. Returns the Trainer (None for heuristics)."""
+    from that run folder's weights on the configured Trainer's device. Composites (GLoSS+): each part fit the same
+    way in <run>/parts/<name>. Returns the Trainer (None for heuristics and composites)."""
+    if isinstance(model, CompositeRecommender):
+        if saved_run is not None:
+            raise GlossError(f"model {model.name}: eval.py cannot rebuild a composite from its run folder yet; rerun it "
+                             "with run.py (its parts are refit)")
+        model.fit_with(data, lambda part, part_data, name: fit_part(cfg, part, part_data, run_dir / "parts" / name))
+        return None
     if not isinstance(model, TrainableRecommender):
         model.fit(data)
         return None
@@ -203,6 +210,19 @@ def prepare_model(cfg: DictConfig, model: Recommender, data: GlossData, run_dir:
     trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(run_dir))
     place_for_ranking(model, trainer)
     return trainer
+
+
+def fit_part(cfg: DictConfig, part: Recommender, data: GlossData, part_dir: Path) -> None:
+    """One part of a composite: fit (heuristics) or trained with the run's Trainer, callbacks and DataModule in its own
+    folder (checkpoints, weights), no loggers (its val/* would mix with the composite's)."""
+    if not isinstance(part, TrainableRecommender):
+        part.fit(data)
+        return
+    from gloss.training import train
+
+    log.info("training part %s in %s", type(part).__name__, part_dir)
+    part_dir.mkdir(parents=True, exist_ok=True)
+    train(cfg, part, data, part_dir, loggers=[])
 
 
 def evaluate_split(model: Recommender, data: GlossData, split: str, k: int, max_users: int | None, seed: int) -> tuple:

@@ -31,6 +31,11 @@ class GlossData:
         lengths = self.split.lengths
         return np.where(lengths <= cold_max, "cold", np.where(lengths > power_min, "power", "regular"))
 
+    def held_out(self) -> "GlossData":
+        """This data on each user's training part (`Split.held_out`): what GLoSS+'s candidate models are fit on to
+        produce its ranker's training examples."""
+        return GlossData(self.name, self.catalog, self.split.held_out(), self.segment_thresholds, self.skipped)
+
     def stats(self) -> dict:
         seg = self.segments()
         return {
@@ -97,9 +102,9 @@ def load_dataset(
     if not all(f.is_file() for f in files):
         return build()  # raises the reader's clear "expected files" message
     # every argument that shapes the result except `download` (fetches the files, which are hashed) and the two
-    # folders (the files' contents are hashed instead); v2: readers skip non-UTF-8 lines and conflicting titles
+    # folders (the files' contents are hashed instead); v2: readers skip non-UTF-8 lines and conflicting titles; v3: Split.all_prefixes
     key = content_key(
-        "gloss-data-v2", name, source, category, strict, min_user_interactions, val_fraction, seed, all_prefixes,
+        "gloss-data-v3", name, source, category, strict, min_user_interactions, val_fraction, seed, all_prefixes,
         cold_max_length, power_percentile, power_min_length, files=files,
     )
     data, was_cached = cached_pickle(Path(cache_dir).expanduser() / "data" / f"{name}-{key}.pkl", build)

@@ -46,6 +46,7 @@ class Split:
     sequences: list[np.ndarray]  # item indices into the Catalog, oldest first
     val_users: np.ndarray  # user indices of validation users (sorted)
     train_examples: np.ndarray  # [m, 2] (user, cut)
+    all_prefixes: bool = False  # train_examples hold every prefix, not only each user's last training target
 
     @property
     def lengths(self) -> np.ndarray:
@@ -71,6 +72,19 @@ class Split:
         last = self.lengths - 1  # index of the first item not used for training: test target
         last[self.val_users] -= 1  # validation users also hold out the val target
         return [s[:c] for s, c in zip(self.sequences, last)]
+
+    def held_out(self) -> "Split":
+        """The same users, validation users and example rules on each user's training part (`train_sequences()`).
+
+        Its test targets are every user's last training target, its validation targets the validation users' item
+        before that: a model fit on this split has never seen them (GLoSS+ trains its ranker on them), and no
+        validation or test target of this split is inside it. Validation users whose part is shorter than 3 items
+        (no history before a validation target) validate nothing here and count as ordinary users.
+        """
+        sequences = self.train_sequences()
+        val_users = np.array([u for u in self.val_users if len(sequences[u]) >= 3], dtype=np.int64)
+        cuts = training_cuts(sequences, set(val_users.tolist()), self.all_prefixes)
+        return Split(self.user_ids, sequences, val_users, cuts, self.all_prefixes)
 
 
 def preprocess(raw: RawData, min_user_interactions: int = 3) -> tuple[Catalog, list[str], list[np.ndarray]]:
@@ -102,14 +116,21 @@ def split_leave_one_out(
     rng = random.Random(seed)
     n_val = int(val_fraction * len(user_ids))
     val = set(rng.sample(range(len(user_ids)), n_val))
-    train = []
-    for u, s in enumerate(sequences):
-        last_cut = len(s) - 3 if u in val else len(s) - 2
-        first_cut = 1 if all_prefixes else last_cut
-        train.extend((u, c) for c in range(max(first_cut, 0), last_cut + 1))
     return Split(
         user_ids=user_ids,
         sequences=sequences,
         val_users=np.array(sorted(val), dtype=np.int64),
-        train_examples=np.array(train, dtype=np.int64).reshape(-1, 2),
+        train_examples=training_cuts(sequences, val, all_prefixes),
+        all_prefixes=all_prefixes,
     )
+
+
+def training_cuts(sequences: list[np.ndarray], val_users: set[int], all_prefixes: bool) -> np.ndarray:
+    """[m, 2] (user, cut) training examples: target n-3 for validation users, n-2 for the others (and with
+    `all_prefixes` every earlier cut from 1)."""
+    train = []
+    for u, s in enumerate(sequences):
+        last_cut = len(s) - 3 if u in val_users else len(s) - 2
+        first_cut = 1 if all_prefixes else last_cut
+        train.extend((u, c) for c in range(max(first_cut, 0), last_cut + 1))
+    return np.array(train, dtype=np.int64).reshape(-1, 2)

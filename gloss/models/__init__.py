@@ -1,3 +1,3 @@
-from gloss.models.base import Ranking, Recommender, ScoringRecommender, TrainableRecommender
+from gloss.models.base import CompositeRecommender, Ranking, Recommender, ScoringRecommender, TrainableRecommender
 
-__all__ = ["Ranking", "Recommender", "ScoringRecommender", "TrainableRecommender"]
+__all__ = ["CompositeRecommender", "Ranking", "Recommender", "ScoringRecommender", "TrainableRecommender"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -74,6 +74,21 @@ class TrainableRecommender(Recommender):
     @abstractmethod
     def save(self, run_dir: Path) -> None:
         """Write what `build_for(..., run_dir=...)` reads back (weights and the settings ranking depends on)."""
+
+
+FitPart = Callable[[Recommender, GlossData, str], None]  # (part, the data to fit it on, its name) -> fitted in place
+
+
+class CompositeRecommender(Recommender):
+    """A recommender built from other recommenders (GLoSS+). The run fits it through `fit_with`, whose `fit_part`
+    fits each part as a run would: heuristics count, trained models train with the run's Trainer, callbacks and
+    DataModule, each in its own folder <run>/parts/<name>."""
+
+    def fit(self, data: GlossData) -> None:
+        raise TypeError(f"{type(self).__name__} is fit by the run (fit_with), not fit()")
+
+    @abstractmethod
+    def fit_with(self, data: GlossData, fit_part: FitPart) -> None: ...
 
 
 def top_k_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None = None) -> Ranking:

@@ -76,6 +76,10 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
     def lightning_module(self) -> L.LightningModule:
         return self
 
+    def datamodule_inputs(self) -> dict:
+        """Training rows as long as the model's context (also when it is one of GLoSS+'s sources)."""
+        return {"max_len": self.max_len}
+
     def save(self, run_dir: Path) -> None:
         state = {k: v.cpu() for k, v in self.state_dict().items()}
         torch.save({"hyper_parameters": dict(self.hparams), "n_items": self.n_items, "state_dict": state}, Path(run_dir) / WEIGHTS)

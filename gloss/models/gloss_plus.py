@@ -1,0 +1,213 @@
+"""GLoSS+: candidates from several gloss recommenders, re-ranked by a learned LambdaRank model over their union.
+
+Stage 1: each source in `sources` (any gloss Recommender: SASRec/BSARec, co-occurrence, Last-Item-Search, popularity,
+...) returns its top `depth` items per user. Stage 2: a LightGBM LambdaRank ranker scores every candidate of the union
+from features of all sources (each source's rank, score and gap to its top score; how many sources found the item),
+the item (training popularity), the user (history length) and the text (MiniLM cosine of the item's title to the last
+history item's and to the mean of the last three).
+
+No leakage: the ranker learns on labels no source has seen. The sources are first fit on `GlossData.held_out()` (every
+user's training part minus its last training item), the ranker is trained to find that held-out item for all users,
+then (refit=true) the sources are refit on the full training data and the ranker ranks their validation/test
+candidates. No validation or test target is ever a feature or a label. LightGBM's early stopping uses a random
+`ranker_holdout` share of those training users, never the validation users.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gloss.data import GlossData
+from gloss.errors import GlossError
+from gloss.models.base import CompositeRecommender, FitPart, Ranking, Recommender
+from gloss.progress import Progress
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RANKER = {  # conf/model/gloss_plus.yaml sets these; here only for use from Python
+    "objective": "lambdarank", "n_estimators": 1000, "learning_rate": 0.05, "num_leaves": 63,
+    "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8,
+    "lambdarank_truncation_level": 20,
+}
+
+
+@dataclass
+class Candidates:
+    """The union of the sources' lists, one row per (user, item), grouped by user in order."""
+
+    users: np.ndarray  # [m] row index of the history each candidate belongs to
+    items: np.ndarray  # [m] catalog index
+    features: np.ndarray  # [m, n_features] float32, NaN where a source did not return the item
+
+
+class GlossPlus(CompositeRecommender):
+    name = "gloss_plus"
+
+    def __init__(
+        self,
+        sources: Sequence[str],
+        source_models: Mapping[str, Callable[[], Recommender]],  # name -> a new unfit source
+        depth: int = 50,
+        exclude_seen: bool = True,
+        refit: bool = True,
+        text_encoder=None,
+        ranker: Mapping | None = None,
+        early_stopping_rounds: int = 50,
+        ranker_holdout: float = 0.1,
+        seed: int = 42,
+    ):
+        unknown = [s for s in sources if s not in source_models]
+        if not sources or unknown:
+            raise GlossError(f"model.sources={list(sources)}: each must be one of model.source_models "
+                             f"({', '.join(source_models)}){'; unknown: ' + ', '.join(unknown) if unknown else ''}")
+        if depth < 10:
+            raise GlossError(f"model.depth={depth}: must be >= 10 (candidates per source)")
+        self.sources = list(sources)
+        self.source_models = dict(source_models)
+        self.depth, self.exclude_seen, self.refit = depth, exclude_seen, refit
+        self.text_encoder = text_encoder
+        self.ranker_params = {**DEFAULT_RANKER, **dict(ranker or {})}
+        self.early_stopping_rounds, self.ranker_holdout, self.seed = early_stopping_rounds, ranker_holdout, seed
+        self.parts: dict[str, Recommender] = {}
+        self.ranker = None
+        self.item_embeddings: np.ndarray | None = None
+
+    # --- fitting ---------------------------------------------------------------------------------------
+    def fit_with(self, data: GlossData, fit_part: FitPart) -> None:
+        self.item_embeddings = self.embed_catalog(data)
+        held = data.held_out()
+        self.parts = self.fit_parts(held, fit_part, "held_out")
+        examples = held.split.test_examples()
+        examples = examples[examples[:, 1] >= 1]  # a non-empty history to rank from
+        histories, targets = held.split.histories(examples), held.split.targets(examples)
+        log.info("ranker training examples: %d users, label = each user's last training item (held out from the "
+                 "sources)", len(examples))
+        self.train_ranker(self.candidates(histories, popularity_of(held)), targets)
+        if self.refit:
+            self.parts = self.fit_parts(data, fit_part, "full")
+        self.popularity = popularity_of(data)
+
+    def fit_parts(self, data: GlossData, fit_part: FitPart, stage: str) -> dict[str, Recommender]:
+        parts = {}
+        for name in self.sources:
+            part = self.source_models[name]()  # a new instance per stage: the held-out fit never reaches test
+            log.info("GLoSS+ source %s: fitting on the %s data", name, stage)
+            fit_part(part, data, f"{stage}/{name}")
+            parts[name] = part
+        return parts
+
+    def embed_catalog(self, data: GlossData) -> np.ndarray | None:
+        if self.text_encoder is None or not hasattr(self.text_encoder, "embed"):
+            log.info("GLoSS+: no dense text encoder (model.text_encoder); text-similarity features are off")
+            return None
+        emb = self.text_encoder.embed(data.catalog.texts, getattr(self.text_encoder, "passage_prefix", ""), "catalog")
+        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+    def train_ranker(self, cands: Candidates, targets: np.ndarray) -> None:
+        import lightgbm as lgb
+
+        labels = (cands.items == targets[cands.users]).astype(np.int32)
+        found = np.zeros(len(targets), dtype=bool)
+        found[cands.users[labels == 1]] = True
+        log.info("stage 1 recall (label among the %.1f candidates per user on average): %.4f",
+                 len(cands.users) / max(len(targets), 1), found.mean())
+        rng = np.random.default_rng(self.seed)
+        holdout = rng.random(len(targets)) < self.ranker_holdout
+        keep = found[cands.users]  # users whose label no source found carry no ranking signal
+        fit_rows, stop_rows = keep & ~holdout[cands.users], keep & holdout[cands.users]
+        self.ranker = lgb.LGBMRanker(**self.ranker_params, random_state=self.seed, deterministic=True,
+                                     force_row_wise=True, verbose=-1)
+        callbacks = [lgb.log_evaluation(100)]
+        eval_set = {}
+        if stop_rows.any() and self.early_stopping_rounds:
+            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False))
+            eval_set = {"eval_set": [(cands.features[stop_rows], labels[stop_rows])],
+                        "eval_group": [group_sizes(cands.users[stop_rows])], "eval_at": [10]}
+        lgb.register_logger(log)
+        log.info("training the LambdaRank ranker on %d candidates of %d users (%d users for early stopping)",
+                 fit_rows.sum(), len(np.unique(cands.users[fit_rows])), len(np.unique(cands.users[stop_rows])))
+        self.ranker.fit(cands.features[fit_rows], labels[fit_rows], group=group_sizes(cands.users[fit_rows]),
+                        callbacks=callbacks, **eval_set)
+        gain = self.ranker.booster_.feature_importance("gain")
+        ranked = sorted(zip(self.feature_names(), gain / max(gain.sum(), 1e-12)), key=lambda x: -x[1])
+        log.info("ranker: %d trees; feature gain share: %s", self.ranker.booster_.num_trees(),
+                 ", ".join(f"{n} {g:.3f}" for n, g in ranked))
+
+    # --- features --------------------------------------------------------------------------------------
+    def feature_names(self) -> list[str]:
+        per_source = [f"{s}_{f}" for s in self.sources for f in ("rank", "score", "gap")]
+        text = ["text_sim_last", "text_sim_recent"] if self.item_embeddings is not None else []
+        return per_source + ["n_sources", "log_popularity", "log_history_length"] + text
+
+    def candidates(self, histories: Sequence[np.ndarray], popularity: np.ndarray) -> Candidates:
+        """Every source's top `depth` items for each history, their union (seen items removed with exclude_seen)
+        and the ranker's features."""
+        n_items = len(popularity)
+        lists = {}
+        for name in self.sources:
+            log.info("GLoSS+ source %s: top %d for %d users", name, self.depth, len(histories))
+            lists[name] = self.parts[name].recommend(histories, self.depth)
+        rows = np.arange(len(histories), dtype=np.int64)[:, None]
+        keys = np.unique(np.concatenate([(rows * n_items + r.items)[r.items >= 0] for r in lists.values()]))
+        if self.exclude_seen:
+            seen = np.concatenate([u * n_items + np.asarray(h, dtype=np.int64) for u, h in enumerate(histories)] or [[]])
+            keys = keys[~np.isin(keys, seen)]
+        users, items = keys // n_items, keys % n_items
+        features = np.full((len(keys), len(self.feature_names())), np.nan, dtype=np.float32)
+        for j, ranking in enumerate(lists.values()):
+            source_keys = rows * n_items + ranking.items
+            pos = np.searchsorted(keys, source_keys).clip(max=max(len(keys) - 1, 0))
+            hit = (ranking.items >= 0) & (keys[pos] == source_keys) if len(keys) else np.zeros_like(pos, dtype=bool)
+            depth = ranking.items.shape[1]
+            features[pos[hit], 3 * j] = np.broadcast_to(np.arange(1, depth + 1), ranking.items.shape)[hit]
+            features[pos[hit], 3 * j + 1] = ranking.scores[hit]
+            features[pos[hit], 3 * j + 2] = (ranking.scores[:, :1] - ranking.scores)[hit]
+        c = 3 * len(lists)
+        features[:, c] = (~np.isnan(features[:, 0:c:3])).sum(axis=1)
+        features[:, c + 1] = np.log1p(popularity[items])
+        lengths = np.array([len(h) for h in histories])
+        features[:, c + 2] = np.log(lengths[users])
+        if self.item_embeddings is not None:
+            emb = self.item_embeddings
+            last = np.array([h[-1] for h in histories])
+            recent = np.stack([emb[h[-3:]].mean(axis=0) for h in histories])
+            recent /= np.maximum(np.linalg.norm(recent, axis=1, keepdims=True), 1e-12)
+            for start in range(0, len(keys), 1_000_000):  # chunks: [m, dim] gathers would be GBs on sports
+                sl = slice(start, start + 1_000_000)
+                features[sl, c + 3] = np.einsum("ij,ij->i", emb[items[sl]], emb[last[users[sl]]])
+                features[sl, c + 4] = np.einsum("ij,ij->i", emb[items[sl]], recent[users[sl]])
+        return Candidates(users, items, features)
+
+    # --- ranking ---------------------------------------------------------------------------------------
+    def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
+        if self.ranker is None:
+            raise GlossError("gloss_plus: not fitted (run it with run.py)")
+        cands = self.candidates(histories, self.popularity)
+        with Progress(len(cands.users), "rank candidates") as progress:
+            scores = self.ranker.predict(cands.features)
+            progress.update(len(cands.users))
+        order = np.lexsort((-scores, cands.users))  # by user, best first
+        users, items, scores = cands.users[order], cands.items[order], scores[order]
+        starts = np.searchsorted(users, np.arange(len(histories)))
+        position = np.arange(len(users)) - starts[users]
+        top = position < k
+        out_items = np.full((len(histories), k), -1, dtype=np.int64)
+        out_scores = np.zeros((len(histories), k), dtype=np.float32)
+        out_items[users[top], position[top]] = items[top]
+        out_scores[users[top], position[top]] = scores[top]
+        return Ranking(out_items, out_scores)
+
+
+def popularity_of(data: GlossData) -> np.ndarray:
+    """Training interactions per catalog item in `data`."""
+    seqs = data.split.train_sequences()
+    return np.bincount(np.concatenate(seqs), minlength=len(data.catalog)).astype(np.float32)
+
+
+def group_sizes(users: np.ndarray) -> np.ndarray:
+    """LightGBM's query groups: the run lengths of the (sorted) user column."""
+    _, counts = np.unique(users, return_counts=True)
+    return counts
