@@ -1,4 +1,4 @@
-"""Shared machinery of the ID-based sequential models (SASRec, BERT4Rec, GRU4Rec).
+"""Shared machinery of the ID-based sequential models (SASRec, BERT4Rec, GRU4Rec, BSARec).
 
 An `IDSequentialRecommender` is both a `TrainableRecommender` (score the whole catalog from the last position) and
 the LightningModule that gloss.training fits on a `SequenceDataModule` (conf/datamodule/sequence.yaml) with the
