@@ -24,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from gloss.callbacks.ranking_eval import sample_examples
 from gloss.data import GlossData
 from gloss.errors import GlossError, RunFolderRefused
-from gloss.eval import evaluate_ranking, metrics_summary, per_user_lines, results_table, write_run_outputs
+from gloss.eval import (METRIC_KEYS, evaluate_ranking, metrics_summary, per_user_lines, results_table, write_atomic,
+                        write_run_outputs)
 from gloss.loggers import instantiate_loggers, log_results
 from gloss.models import CompositeRecommender, Recommender, TrainableRecommender
 from gloss.validation import validate_config
@@ -318,11 +319,36 @@ def experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None, choices: 
         summaries[split] = summary = metrics_summary(data.name, model_name, retriever_name, split, ev, training)
         user_ids = [data.split.user_ids[u] for u in examples[:, 0]]
         per_user[split] = per_user_lines(ev, user_ids, targets, ranking.items, data.catalog.item_ids)
+    write_ablation(run_dir, model, data, summaries, cfg)
     write_run_outputs(run_dir, summaries, per_user)
     log_results(loggers, cfg, summaries, run_dir, model, data, examples, ranking.items)
     print(f"\n{model_name} + {retriever_name} on {data.name} (test, {summary['n_users']} users)\n{results_table(summary)}")
     print(f"results: {run_dir}")
     return summaries
+
+
+def write_ablation(run_dir: Path, model: Recommender, data: GlossData, summaries: dict[str, dict], cfg: DictConfig) -> None:
+    """The model's variants (Recommender.variants), each ranked on the same users of every split as the model, next to
+    its own row: ablation.json ({label: {split: summary}}) and ablation.md. Before metrics.json (a finished run)."""
+    variants = model.variants()
+    if not variants:
+        return
+    rows = {"(full model)": summaries}
+    for label, variant in variants.items():
+        rows[label] = {}
+        for split in summaries:
+            ev, *_ = evaluate_split(variant, data, split, cfg.eval.k, cfg.eval.get("max_users"), cfg.seed)
+            rows[label][split] = metrics_summary(data.name, label, summaries[split]["retriever"], split, ev)
+    write_atomic(run_dir / "ablation.json", json.dumps(rows, indent=2) + "\n")
+    md = []
+    for split in summaries:
+        md += [f"# Ablation on {data.name} ({split}, {summaries[split]['n_users']} users)", "",
+               "| variant | " + " | ".join(METRIC_KEYS) + " |", "|---|" + "---|" * len(METRIC_KEYS)]
+        md += [f"| {label} | " + " | ".join(f"{row[split]['overall'][k]:.4f}" for k in METRIC_KEYS) + " |"
+               for label, row in rows.items()]
+        md.append("")
+    write_atomic(run_dir / "ablation.md", "\n".join(md))
+    print("\n" + "\n".join(md))
 
 
 def optimized_value(cfg: DictConfig, summaries: dict[str, dict] | None) -> float | None:

@@ -42,6 +42,11 @@ class Recommender(ABC):
         users (e.g. precomputed generations with users=file)."""
         return data.split.examples(split)
 
+    def variants(self) -> dict[str, "Recommender"]:
+        """Ablations of this fitted model (label -> recommender), ranked on the same users as the model itself into
+        the run's ablation.json / ablation.md; none by default (GLoSS+: model.ablation)."""
+        return {}
+
     def example_columns(self, histories: Sequence[np.ndarray]) -> list[dict[str, str]]:
         """Optional model-specific columns for the examples table logged to W&B (a handful of test users).
 

@@ -14,6 +14,8 @@ candidates. No validation or test target is ever a feature or a label. LightGBM'
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ class Candidates:
 
 class GlossPlus(CompositeRecommender):
     name = "gloss_plus"
+    uses_retriever = True  # LIS candidates and the text features come from the configured retriever
 
     def __init__(
         self,
@@ -58,6 +61,7 @@ class GlossPlus(CompositeRecommender):
         early_stopping_rounds: int = 50,
         ranker_holdout: float = 0.1,
         seed: int = 42,
+        ablation: Sequence[str] = (),
     ):
         unknown = [s for s in sources if s not in source_models]
         if not sources or unknown:
@@ -71,7 +75,14 @@ class GlossPlus(CompositeRecommender):
         self.text_encoder = text_encoder
         self.ranker_params = {**DEFAULT_RANKER, **dict(ranker or {})}
         self.early_stopping_rounds, self.ranker_holdout, self.seed = early_stopping_rounds, ranker_holdout, seed
-        self.parts: dict[str, Recommender] = {}
+        unknown = [a for a in ablation if a not in (*self.sources, "text")]
+        if unknown:
+            raise GlossError(f"model.ablation={list(ablation)}: each must be a source in model.sources or 'text' "
+                             f"(unknown: {', '.join(unknown)})")
+        self.ablation = list(ablation)
+        self.list_memo: dict[str, dict[str, Ranking]] = {}  # histories' digest -> source lists (shared by variants)
+        self.parts: dict[str, Recommender] = {}  # the sources that rank validation/test users
+        self.held_out_parts: dict[str, Recommender] = {}  # the sources fit without the ranker's labels
         self.ranker = None
         self.item_embeddings: np.ndarray | None = None
 
@@ -79,16 +90,33 @@ class GlossPlus(CompositeRecommender):
     def fit_with(self, data: GlossData, fit_part: FitPart) -> None:
         self.item_embeddings = self.embed_catalog(data)
         held = data.held_out()
-        self.parts = self.fit_parts(held, fit_part, "held_out")
+        self.held_out_parts = self.fit_parts(held, fit_part, "held_out")
+        self.held_out_popularity = popularity_of(held)
         examples = held.split.test_examples()
         examples = examples[examples[:, 1] >= 1]  # a non-empty history to rank from
-        histories, targets = held.split.histories(examples), held.split.targets(examples)
+        self.ranker_histories, self.ranker_targets = held.split.histories(examples), held.split.targets(examples)
         log.info("ranker training examples: %d users, label = each user's last training item (held out from the "
                  "sources)", len(examples))
-        self.train_ranker(self.candidates(histories, popularity_of(held)), targets)
-        if self.refit:
-            self.parts = self.fit_parts(data, fit_part, "full")
+        self.ranker_lists = self.source_lists(self.held_out_parts, self.ranker_histories)
+        self.train_ranker()
+        self.parts = self.fit_parts(data, fit_part, "full") if self.refit else self.held_out_parts
         self.popularity = popularity_of(data)
+
+    def without(self, removed: Sequence[str]) -> "GlossPlus":
+        """This fitted GLoSS+ with the `removed` sources' candidates and features taken out and its ranker retrained
+        (the sources are not refit): the ablation of gloss.gloss_plus_ablation."""
+        ablated = copy.copy(self)
+        ablated.sources = [s for s in self.sources if s not in removed]
+        if "text" in removed:
+            ablated.item_embeddings = None
+        if not ablated.sources:
+            raise GlossError(f"removing {list(removed)} leaves GLoSS+ without sources")
+        ablated.train_ranker()
+        return ablated
+
+    def variants(self) -> dict[str, Recommender]:
+        """model.ablation: one variant per entry, that source (or 'text': the text-similarity features) removed."""
+        return {f"without {name}": self.without([name]) for name in self.ablation}
 
     def fit_parts(self, data: GlossData, fit_part: FitPart, stage: str) -> dict[str, Recommender]:
         parts = {}
@@ -106,9 +134,12 @@ class GlossPlus(CompositeRecommender):
         emb = self.text_encoder.embed(data.catalog.texts, getattr(self.text_encoder, "passage_prefix", ""), "catalog")
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
-    def train_ranker(self, cands: Candidates, targets: np.ndarray) -> None:
+    def train_ranker(self) -> None:
+        """The LambdaRank model on the held-out examples' candidates (all users; label: the held-out item)."""
         import lightgbm as lgb
 
+        cands = self.candidates(self.ranker_histories, self.held_out_popularity, self.ranker_lists)
+        targets = self.ranker_targets
         labels = (cands.items == targets[cands.users]).astype(np.int32)
         found = np.zeros(len(targets), dtype=bool)
         found[cands.users[labels == 1]] = True
@@ -124,7 +155,7 @@ class GlossPlus(CompositeRecommender):
         eval_set = {}
         if stop_rows.any() and self.early_stopping_rounds:
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False))
-            eval_set = {"eval_set": [(cands.features[stop_rows], labels[stop_rows])],
+            eval_set = {"eval_X": (cands.features[stop_rows],), "eval_y": (labels[stop_rows],),
                         "eval_group": [group_sizes(cands.users[stop_rows])], "eval_at": [10]}
         lgb.register_logger(log)
         log.info("training the LambdaRank ranker on %d candidates of %d users (%d users for early stopping)",
@@ -142,14 +173,20 @@ class GlossPlus(CompositeRecommender):
         text = ["text_sim_last", "text_sim_recent"] if self.item_embeddings is not None else []
         return per_source + ["n_sources", "log_popularity", "log_history_length"] + text
 
-    def candidates(self, histories: Sequence[np.ndarray], popularity: np.ndarray) -> Candidates:
-        """Every source's top `depth` items for each history, their union (seen items removed with exclude_seen)
-        and the ranker's features."""
-        n_items = len(popularity)
+    def source_lists(self, parts: Mapping[str, Recommender], histories: Sequence[np.ndarray],
+                     names: Sequence[str] | None = None) -> dict[str, Ranking]:
+        """Each source's (of `names`, default all) top `depth` items for each history."""
         lists = {}
-        for name in self.sources:
+        for name in self.sources if names is None else names:
             log.info("GLoSS+ source %s: top %d for %d users", name, self.depth, len(histories))
-            lists[name] = self.parts[name].recommend(histories, self.depth)
+            lists[name] = parts[name].recommend(histories, self.depth)
+        return lists
+
+    def candidates(self, histories: Sequence[np.ndarray], popularity: np.ndarray,
+                   all_lists: Mapping[str, Ranking]) -> Candidates:
+        """The union of the sources' lists (seen items removed with exclude_seen) and the ranker's features."""
+        n_items = len(popularity)
+        lists = {name: all_lists[name] for name in self.sources}
         rows = np.arange(len(histories), dtype=np.int64)[:, None]
         keys = np.unique(np.concatenate([(rows * n_items + r.items)[r.items >= 0] for r in lists.values()]))
         if self.exclude_seen:
@@ -185,7 +222,11 @@ class GlossPlus(CompositeRecommender):
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
         if self.ranker is None:
             raise GlossError("gloss_plus: not fitted (run it with run.py)")
-        cands = self.candidates(histories, self.popularity)
+        digest = hashlib.sha256(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] + [
+            np.array([len(h) for h in histories], dtype=np.int64)]).tobytes()).hexdigest()
+        lists = self.list_memo.setdefault(digest, {})  # variants (ablation) rank the same users: each source once
+        lists.update(self.source_lists(self.parts, histories, [s for s in self.sources if s not in lists]))
+        cands = self.candidates(histories, self.popularity, self.list_memo[digest])
         with Progress(len(cands.users), "rank candidates") as progress:
             scores = self.ranker.predict(cands.features)
             progress.update(len(cands.users))

@@ -1,0 +1,110 @@
+"""GLoSS+: the held-out cut hides every label from the sources, the ranker learns which source to trust, and a run
+(sources trained through the run's Trainer) writes its ablation before metrics.json."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytest
+
+from gloss.data import GlossData
+from gloss.errors import GlossError
+from gloss.eval import evaluate_ranking
+from gloss.models.base import Ranking, Recommender
+from gloss.models.cooc import CoOccurrence
+from gloss.models.gloss_plus import GlossPlus
+from gloss.models.popularity import Popularity
+from tests.models.conftest import rule_data
+from tests.test_run import run, tiny_dataset_args
+
+
+def fit(model: GlossPlus, data: GlossData) -> GlossPlus:
+    model.fit_with(data, lambda part, part_data, name: part.fit(part_data))
+    return model
+
+
+def test_held_out_split_is_each_users_training_part_minus_its_last_item():
+    data = rule_data(n_users=200, length=6)
+    split, held = data.split, data.held_out().split
+    train = split.train_sequences()
+    test, val = split.test_examples(), split.val_examples()
+    for u in range(len(split.sequences)):
+        assert np.array_equal(held.sequences[u], train[u])
+        # nothing the held-out split trains on reaches the ranker's label, the validation or the test target
+        assert len(held.train_sequences()[u]) == len(train[u]) - (2 if u in held.val_users else 1)
+    labels = held.test_examples()
+    assert np.array_equal(held.targets(labels), np.array([t[-1] for t in train]))
+    assert (labels[:, 1] < test[:, 1]).all()
+    label_cut = dict(zip(labels[:, 0].tolist(), labels[:, 1].tolist()))
+    assert all(label_cut[u] < c for u, c in val)  # a validation user's label is the item before its val target
+    assert set(held.val_users.tolist()) <= set(split.val_users.tolist())
+
+
+class Spy(Recommender):
+    """Remembers the sequences it was fit on; recommends nothing useful (item 0 first)."""
+
+    fits: list[list[np.ndarray]] = []
+
+    def fit(self, data: GlossData) -> None:
+        self.seen = data.split.train_sequences()
+        Spy.fits.append(self.seen)
+
+    def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
+        items = np.tile(np.arange(k), (len(histories), 1))
+        return Ranking(items, -np.tile(np.arange(k, dtype=np.float32), (len(histories), 1)))
+
+
+def test_the_ranker_learns_on_labels_no_source_was_fit_on_and_test_uses_the_refit():
+    data = rule_data(n_users=200, length=6)
+    Spy.fits = []
+    model = fit(GlossPlus(["spy", "cooc"], {"spy": Spy, "cooc": CoOccurrence}, depth=10, early_stopping_rounds=0,
+                          ranker={"n_estimators": 20}), data)
+    held_fit, full_fit = Spy.fits
+    train = data.split.train_sequences()
+    # the held-out fit never holds a user's last training item (the ranker's label) ...
+    assert all(len(h) < len(t) and np.array_equal(h, t[: len(h)]) for h, t in zip(held_fit, train))
+    assert [len(h) for h in model.ranker_histories] == [len(t) - 1 for t in train if len(t) >= 2]
+    # ... and validation/test rank with the sources refit on all training data
+    assert all(np.array_equal(f, t) for f, t in zip(full_fit, train))
+    assert model.parts["spy"].seen is full_fit and model.held_out_parts["spy"].seen is held_fit
+
+
+def test_the_ranker_learns_which_source_to_trust():
+    data = rule_data(n_items=30, n_users=300, length=8)
+    test = data.split.test_examples()
+    histories, targets = data.split.histories(test), data.split.targets(test)
+    segments = np.array(["all"] * len(test))
+    model = fit(GlossPlus(["popularity", "cooc"], {"popularity": Popularity, "cooc": CoOccurrence}, depth=10,
+                          ranker={"n_estimators": 50, "min_child_samples": 5}), data)
+    ranked = evaluate_ranking(model.recommend(histories, 10).items, targets, segments).overall
+    popularity = Popularity()
+    popularity.fit(data)
+    alone = evaluate_ranking(popularity.recommend(histories, 10).items, targets, segments).overall
+    assert alone["recall@5"] < 0.4 and ranked["recall@5"] > 0.95  # the rule is i -> i+1: cooc's top item
+
+
+def test_unknown_source_or_ablation_is_refused():
+    with pytest.raises(GlossError, match="model.sources"):
+        GlossPlus(["cooc", "nope"], {"cooc": CoOccurrence})
+    with pytest.raises(GlossError, match="model.ablation"):
+        GlossPlus(["cooc"], {"cooc": CoOccurrence}, ablation=["popularity"])
+
+
+def test_gloss_plus_run_trains_its_sources_and_writes_the_ablation(tiny_root: Path, tmp_path: Path):
+    args = [*tiny_dataset_args(), "model=gloss_plus", "retriever=bm25", "model.sources=[sasrec,cooc,lis]",
+            "model.source_models.sasrec.hidden=16", "trainer.max_epochs=1", "eval.val=true",
+            "model.ablation=[sasrec]", "model.ranker.n_estimators=20", "model.early_stopping_rounds=0"]
+    proc = run(args, tiny_root, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "run"
+    for stage in ("held_out", "full"):
+        assert (out / "parts" / stage / "sasrec" / "model.ckpt").is_file()  # trained by the run's Trainer
+    ablation = json.loads((out / "ablation.json").read_text())
+    assert set(ablation) == {"(full model)", "without sasrec"} and set(ablation["without sasrec"]) == {"val", "test"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert ablation["(full model)"]["test"]["overall"] == metrics["overall"] and metrics["model"] == "gloss_plus"
+    assert (out / "metrics.json").stat().st_mtime_ns >= (out / "ablation.json").stat().st_mtime_ns
+    bad = run([*tiny_dataset_args(), "model=gloss_plus", "model.sources=[cooc,nope]"], tiny_root, tmp_path / "bad")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "model.sources" in bad.stderr
