@@ -4,8 +4,11 @@ Rows are model (+retriever), columns dataset x {Recall@5, NDCG@5, Recall@10, NDC
 is bold and the second underlined. Writes report.md, report.csv and segments.png into the (first) folder (or --out);
 `--split val` reads metrics_val.json instead (runs with eval.val=true) and writes report_val.md, ...
 When the same (model, retriever, dataset) was run more than once, the newest metrics.json wins and the report
-lists the runs it left out. A metrics.json that cannot be used (bad JSON, null, a metric missing or not a number) is
-skipped with a warning naming it; the report is built from the others.
+lists the runs it left out. After the grid, one table per dataset ranks its runs by Recall@5 next to the published
+numbers in gloss/published_results.csv (columns R@5, N@5, R@10, N@10 and R@5 per user segment; also in
+report_datasets.csv); `--no-published` leaves those out, and so does any split but test. A metrics.json that cannot
+be used (bad JSON, null, a metric missing or not a number) is skipped with a warning naming it; the report is built
+from the others.
 """
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +33,10 @@ from gloss.errors import GlossError  # noqa: E402
 COLUMNS = (("recall@5", "Recall@5"), ("ndcg@5", "NDCG@5"), ("recall@10", "Recall@10"), ("ndcg@10", "NDCG@10"))
 SEGMENTS = ("cold", "regular", "power")
 DATASET_ORDER = ("beauty", "toys", "sports")  # the paper's column order; other datasets follow by name
+DATASET_COLUMNS = (("recall@5", "R@5"), ("ndcg@5", "N@5"), ("recall@10", "R@10"), ("ndcg@10", "N@10")) + tuple(
+    ((seg, "recall@5"), f"{seg} R@5") for seg in SEGMENTS
+)  # the per-dataset tables: overall metrics, then Recall@5 per user segment
+PUBLISHED = "published_results.csv"  # package data: dataset,model,source,<metrics>; an empty cell is unknown
 MAX_VERTICAL = 8  # segment plot: up to this many models as vertical bars grouped by segment
 
 
@@ -189,6 +198,79 @@ def write_csv(runs: list[RunResult], path: Path) -> None:
             w.writerow([label] + ["" if values[label].get(c) is None else f"{values[label][c]:.6f}" for c in columns])
 
 
+@dataclass
+class DatasetRow:
+    """One row of a per-dataset table: a gloss run or a published result; None where the value is unknown."""
+    dataset: str
+    model: str
+    source: str
+    values: dict
+
+
+def published_rows() -> list[DatasetRow]:
+    """The published results shipped with gloss (test split)."""
+    text = resources.files("gloss").joinpath(PUBLISHED).read_text()
+    return [
+        DatasetRow(r["dataset"], r["model"], r["source"], {m: float(r[m]) if r.get(m) else None for m, _ in COLUMNS})
+        for r in csv.DictReader(text.splitlines())
+    ]
+
+
+def run_row(run: RunResult, out: Path) -> DatasetRow:
+    """A gloss run's row; its source names the run folder relative to the report's folder."""
+    folder = Path(os.path.relpath(run.path.parent.resolve(), out.resolve())).as_posix()
+    values: dict = {m: float(run.summary["overall"][m]) for m, _ in COLUMNS}
+    for seg in SEGMENTS:
+        seg_values = run.summary["segments"].get(seg, {})
+        v = seg_values.get("recall@5")
+        values[(seg, "recall@5")] = float(v) if v is not None and seg_values.get("n_users", 1) else None
+    return DatasetRow(run.summary["dataset"], run.label, f"gloss ({folder})", values)
+
+
+def dataset_tables(runs: list[RunResult], out: Path, published: bool) -> dict[str, list[DatasetRow]]:
+    """{dataset: rows} for each dataset with a run, in the paper's order; rows are its runs and (with `published`)
+    its published results, by Recall@5 descending (unknown last)."""
+    rows = [run_row(r, out) for r in runs]
+    datasets = sorted({row.dataset for row in rows}, key=dataset_rank)
+    if published:
+        rows += [row for row in published_rows() if row.dataset in datasets]
+
+    def rank(row: DatasetRow) -> tuple[bool, float]:
+        r5 = row.values.get("recall@5")
+        return r5 is None, -(r5 or 0.0)
+
+    return {d: sorted((row for row in rows if row.dataset == d), key=rank) for d in datasets}
+
+
+def markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def dataset_markdown(dataset: str, rows: list[DatasetRow]) -> str:
+    cells = {col: highlight([row.values.get(col) for row in rows]) for col, _ in DATASET_COLUMNS}
+    lines = [
+        f"## {dataset}",
+        "",
+        "| model | source | " + " | ".join(name for _, name in DATASET_COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(DATASET_COLUMNS),
+    ]
+    for i, row in enumerate(rows):
+        values = " | ".join(cells[col][i] for col, _ in DATASET_COLUMNS)
+        lines.append(f"| {markdown_cell(row.model)} | {markdown_cell(row.source)} | {values} |")
+    return "\n".join(lines)
+
+
+def write_dataset_csv(tables: dict[str, list[DatasetRow]], path: Path) -> None:
+    names = [col if isinstance(col, str) else "/".join(col) for col, _ in DATASET_COLUMNS]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dataset", "model", "source"] + names)
+        for dataset, rows in tables.items():
+            for row in rows:
+                values = [row.values.get(col) for col, _ in DATASET_COLUMNS]
+                w.writerow([dataset, row.model, row.source] + ["" if v is None else f"{v:.6f}" for v in values])
+
+
 def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -> None:
     """Grouped bars, one panel per dataset. Up to MAX_VERTICAL models: a group per user segment and a bar per model,
     so models compare within a segment; more models: horizontal, a group per model and a bar per segment."""
@@ -240,9 +322,12 @@ def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -
     plt.close(fig)
 
 
-def write_report(folders: Path | Sequence[Path], out: Path | None = None, split: str = "test") -> tuple[str, list[str]]:
-    """Write report.md, report.csv and segments.png (report_val.md, ... for split=val) into `out` (default: the first
-    folder); returns (markdown, notes): one warning per skipped metrics file, then one note per duplicate left out."""
+def write_report(
+    folders: Path | Sequence[Path], out: Path | None = None, split: str = "test", published: bool = True
+) -> tuple[str, list[str]]:
+    """Write report.md, report.csv, report_datasets.csv and segments.png (report_val.md, ... for split=val) into `out`
+    (default: the first folder); returns (markdown, notes): one warning per skipped metrics file, then one note per
+    duplicate left out. The published results join the per-dataset tables only for the test split."""
     folders = [folders] if isinstance(folders, Path) else list(folders)
     for folder in folders:
         if not folder.is_dir():
@@ -255,7 +340,11 @@ def write_report(folders: Path | Sequence[Path], out: Path | None = None, split:
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if split == "test" else f"_{split}"
     md = [f"# Results below {where}", "", f"{split} split, full-catalog ranking; best per column **bold**, second <u>underlined</u>.", ""]
-    md += [markdown_table(runs), "", f"![Recall@5 by user segment](segments{suffix}.png)", ""]
+    md += [markdown_table(runs), ""]
+    tables = dataset_tables(runs, out, published and split == "test")
+    for dataset, rows in tables.items():
+        md += [dataset_markdown(dataset, rows), ""]
+    md += [f"![Recall@5 by user segment](segments{suffix}.png)", ""]
     if skipped:
         md += ["Skipped files (not in the table):", ""] + [f"- {s}" for s in skipped] + [""]
     if notes:
@@ -263,6 +352,7 @@ def write_report(folders: Path | Sequence[Path], out: Path | None = None, split:
     text = "\n".join(md)
     (out / f"report{suffix}.md").write_text(text)
     write_csv(runs, out / f"report{suffix}.csv")
+    write_dataset_csv(tables, out / f"report_datasets{suffix}.csv")
     plot_segments([r.summary for r in runs], out / f"segments{suffix}.png")
     return text, skipped + notes
 
@@ -274,9 +364,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="where report.md/.csv and segments.png go (default: the first folder)")
     parser.add_argument("--split", default="test", help="test (metrics.json) or val (metrics_val.json, runs with eval.val=true)")
+    parser.add_argument("--no-published", dest="published", action="store_false",
+                        help="leave the published results out of the per-dataset tables (always out for --split val)")
     args = parser.parse_args(argv)
     try:
-        text, notes = write_report(args.folders, args.out, args.split)
+        text, notes = write_report(args.folders, args.out, args.split, args.published)
     except GlossError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -284,7 +376,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"warning: {note}", file=sys.stderr)
     print(text)
     suffix = "" if args.split == "test" else f"_{args.split}"
-    print(f"wrote {(args.out or args.folders[0]) / f'report{suffix}.md'}, report{suffix}.csv, segments{suffix}.png")
+    print(f"wrote {(args.out or args.folders[0]) / f'report{suffix}.md'}, report{suffix}.csv, "
+          f"report_datasets{suffix}.csv, segments{suffix}.png")
 
 
 if __name__ == "__main__":

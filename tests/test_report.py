@@ -1,4 +1,5 @@
-"""gloss.report: rows, highlighting, duplicates (newest wins), CSV and the segment plot, from synthetic metrics.json files."""
+"""gloss.report: rows, highlighting, duplicates (newest wins), CSV, the segment plot and the per-dataset tables with the
+published results, from synthetic metrics.json files."""
 import csv
 import json
 import os
@@ -45,9 +46,22 @@ def sweep(tmp_path: Path) -> Path:
     return root
 
 
+def table_lines(md: str, heading: str | None = None) -> list[list[str]]:
+    """The cells of each row of the grid (the first table), or of the table under `## <heading>`; header row left out."""
+    lines = md.splitlines()
+    if heading is not None:
+        lines = lines[lines.index(f"## {heading}") :]
+    start = next(i for i, line in enumerate(lines) if line.startswith("| model"))
+    rows = []
+    for line in lines[start + 2 :]:  # after the header and the |---| line
+        if not line.startswith("| "):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
 def table_rows(md: str) -> dict[str, list[str]]:
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| ")]
-    return {cells[0]: cells[1:] for cells in rows if cells[0] != "model"}  # the header row is "| model | ..."
+    return {cells[0]: cells[1:] for cells in table_lines(md)}
 
 
 def test_table_rows_highlight_and_duplicates(sweep: Path):
@@ -110,3 +124,74 @@ def test_many_models_plot_horizontally(tmp_path: Path):
     assert len(table_rows(md)) == 10 and not notes
     assert table_rows(md)["model9+bm25"][0] == "**0.1000**" and table_rows(md)["model8+bm25"][0] == "<u>0.0900</u>"
     assert (tmp_path / "segments.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+BEAUTY_PUBLISHED = ["BSARec", "FMLP-Rec (CE)", "SASRec (CE, tuned)", "GLoSS-8B", "GLoSS-3B", "GLoSS-1B", "SASRec (BCE, in GLoSS)"]
+
+
+def test_dataset_tables_with_published_results(sweep: Path):
+    md, _ = write_report(sweep)
+    assert md.index("| model | beauty Recall@5") < md.index("## beauty") < md.index("## toys")  # after the grid
+    assert "## sports" not in md  # published results alone make no table
+    beauty = table_lines(md, "beauty")
+    assert [cells[0] for cells in beauty] == [  # runs and beauty's published rows only, by R@5
+        "BSARec", "FMLP-Rec (CE)", "SASRec (CE, tuned)", "cooc", "GLoSS-8B", "GLoSS-3B", "GLoSS-1B", "lis+bm25",
+        "SASRec (BCE, in GLoSS)", "lis+dense", "popularity",
+    ]  # fmt: skip
+    rows = {cells[0]: cells[1:] for cells in beauty}
+    assert "| model | source | R@5 | N@5 | R@10 | N@10 | cold R@5 | regular R@5 | power R@5 |" in md
+    assert rows["BSARec"] == ["Shin et al. AAAI 2024", "**0.0736**", "**0.0523**", "–", "–", "–", "–", "–"]
+    assert rows["FMLP-Rec (CE)"][:3] == ["Xu et al. 2024, arXiv 2408.14238", "<u>0.0717</u>", "<u>0.0509</u>"]
+    assert rows["SASRec (BCE, in GLoSS)"][1:3] == ["0.0387", "–"]
+    # cooc: R@5 0.069, N@5 0.0345, R@10 0.1035, N@10 0.0414; segments x0.8, x1.0, x1.4 -- best where published is unknown
+    assert rows["cooc"] == ["gloss (2_cooc)", "0.0690", "0.0345", "**0.1035**", "**0.0414**", "**0.0552**", "**0.0690**", "**0.0966**"]
+    assert rows["lis+bm25"][:4] == ["gloss (1_lis_bm25)", "0.0440", "0.0220", "<u>0.0660</u>"]
+    toys = table_lines(md, "toys")
+    assert [cells[0] for cells in toys] == ["BSARec", "GLoSS-3B", "GLoSS-1B", "lis+dense", "GLoSS-8B"]  # no R@5 last
+    toys_rows = {cells[0]: cells[1:] for cells in toys}
+    assert toys_rows["GLoSS-8B"][1:3] == ["–", "**0.0529**"]
+    assert toys_rows["BSARec"][1:3] == ["**0.0805**", "–"]
+    assert toys_rows["lis+dense"] == ["gloss (5_lis_dense_toys)", "0.0500", "0.0250", "**0.0750**", "**0.0300**", "**0.0400**", "**0.0500**", "**0.0700**"]
+    assert md == (sweep / "report.md").read_text()
+
+    with open(sweep / "report_datasets.csv") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == ["dataset", "model", "source", "recall@5", "ndcg@5", "recall@10", "ndcg@10",
+                              "cold/recall@5", "regular/recall@5", "power/recall@5"]  # fmt: skip
+    assert [(r["dataset"], r["model"]) for r in table] == [("beauty", c[0]) for c in beauty] + [("toys", c[0]) for c in toys]
+    cooc = next(r for r in table if r["model"] == "cooc")
+    assert cooc["source"] == "gloss (2_cooc)" and float(cooc["power/recall@5"]) == pytest.approx(0.0966)
+    gloss8 = next(r for r in table if r["dataset"] == "toys" and r["model"] == "GLoSS-8B")
+    assert gloss8["source"] == "Acharya et al. 2025" and gloss8["recall@5"] == "" and float(gloss8["ndcg@5"]) == 0.0529
+
+
+def test_dataset_tables_no_published_and_out_folder(sweep: Path, tmp_path: Path, capsys):
+    summary = json.loads((sweep / "0_lis_dense" / "metrics.json").read_text())
+    summary["segments"]["power"].update({"n_users": 0, "recall@5": None})  # an empty segment: no value
+    (sweep / "0_lis_dense" / "metrics.json").write_text(json.dumps(summary))
+    main([str(sweep), "--out", str(tmp_path / "report"), "--no-published"])
+    md = capsys.readouterr().out
+    beauty = table_lines(md, "beauty")
+    assert [cells[0] for cells in beauty] == ["cooc", "lis+bm25", "lis+dense", "popularity"]
+    rows = {cells[0]: cells[1:] for cells in beauty}
+    assert rows["cooc"][:2] == ["gloss (../multirun/2_cooc)", "**0.0690**"]  # relative to the report's folder
+    assert rows["lis+dense"][-1] == "–"
+    assert [cells[0] for cells in table_lines(md, "toys")] == ["lis+dense"]
+    assert not any(name in md for name in ("BSARec", "GLoSS-3B", "Acharya"))
+    with open(tmp_path / "report" / "report_datasets.csv") as f:
+        assert [r["model"] for r in csv.DictReader(f)] == ["cooc", "lis+bm25", "lis+dense", "popularity", "lis+dense"]
+
+
+def test_dataset_tables_val_split_has_no_published(sweep: Path):
+    for sub in ("0_lis_dense", "2_cooc"):
+        summary = json.loads((sweep / sub / "metrics.json").read_text())
+        summary.update(split="val", overall={k: v / 2 for k, v in summary["overall"].items()})
+        (sweep / sub / "metrics_val.json").write_text(json.dumps(summary))
+    md, _ = write_report(sweep, split="val")
+    beauty = table_lines(md, "beauty")
+    assert [(cells[0], cells[1], cells[2]) for cells in beauty] == [
+        ("cooc", "gloss (2_cooc)", "**0.0345**"), ("lis+dense", "gloss (0_lis_dense)", "<u>0.0190</u>")
+    ]  # fmt: skip
+    assert "BSARec" not in md and "Acharya" not in md
+    with open(sweep / "report_datasets_val.csv") as f:
+        assert [r["model"] for r in csv.DictReader(f)] == ["cooc", "lis+dense"]
