@@ -244,7 +244,9 @@ def evaluate_split(model: Recommender, data: GlossData, split: str, k: int, max_
     log.info("%s: ranked %d users in %.1fs (%.1f users/s%s)", split, len(histories), seconds,
              len(histories) / max(seconds, 1e-9), memory)
     segments = data.segments()[examples[:, 0]]
-    return evaluate_ranking(ranking.items, targets, segments), examples, targets, ranking
+    ev = evaluate_ranking(ranking.items, targets, segments)
+    log.info("%s: %s", split, ", ".join(f"{key} {ev.overall[key]:.4f}" for key in METRIC_KEYS))
+    return ev, examples, targets, ranking
 
 
 def ranking_device(model: Recommender) -> str:
