@@ -104,7 +104,7 @@ class GlossPlus(CompositeRecommender):
 
     def without(self, removed: Sequence[str]) -> "GlossPlus":
         """This fitted GLoSS+ with the `removed` sources' candidates and features taken out and its ranker retrained
-        (the sources are not refit): the ablation of gloss.gloss_plus_ablation."""
+        (the sources are not refit): one row of model.ablation."""
         ablated = copy.copy(self)
         ablated.sources = [s for s in self.sources if s not in removed]
         if "text" in removed:
