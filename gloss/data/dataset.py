@@ -31,6 +31,11 @@ class GlossData:
         lengths = self.split.lengths
         return np.where(lengths <= cold_max, "cold", np.where(lengths > power_min, "power", "regular"))
 
+    def training_counts(self) -> np.ndarray:
+        """Training interactions per catalog item (float32): popularity, for the models that use it."""
+        seqs = self.split.train_sequences()
+        return np.bincount(np.concatenate(seqs), minlength=len(self.catalog)).astype(np.float32)
+
     def held_out(self) -> "GlossData":
         """This data on each user's training part (`Split.held_out`): what GLoSS+'s candidate models are fit on to
         produce its ranker's training examples."""

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gloss.models.id_base import IDSequentialRecommender
-from gloss.models.transformer import attention_mask
+from gloss.models.transformer import attention_mask, item_and_position_embeddings
 
 
 def low_pass(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -100,17 +100,11 @@ class BSARecEncoder(nn.Module):
                  attention_dropout: float, c: int, alpha: float):
         super().__init__()
         self.max_len = max_len
-        self.items = nn.Embedding(vocab, hidden, padding_idx=0)
-        self.positions = nn.Embedding(max_len, hidden)
+        self.items, self.positions = item_and_position_embeddings(vocab, max_len, hidden)
         self.norm, self.drop = nn.LayerNorm(hidden), nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
             BSARecBlock(hidden, heads, dropout, attention_dropout, c, alpha, max_len) for _ in range(blocks)
         )
-        # N(0, 0.02) as the other ID models (and the paper's code): tied output logits start near uniform
-        nn.init.normal_(self.items.weight, std=0.02)
-        nn.init.normal_(self.positions.weight, std=0.02)
-        with torch.no_grad():
-            self.items.weight[0].zero_()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         t = ids.shape[1]

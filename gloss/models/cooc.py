@@ -53,7 +53,7 @@ class CoOccurrence(ScoringRecommender):
         seqs = data.split.train_sequences()
         forward = transition_matrix(seqs, n, self.window)
         self.matrix = forward + self.backward_weight * forward.T.tocsr() if self.symmetric else forward
-        self.popularity = np.bincount(np.concatenate(seqs), minlength=n).astype(np.float32)
+        self.popularity = data.training_counts()
         self.popularity /= self.popularity.max()
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:

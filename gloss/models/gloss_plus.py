@@ -91,7 +91,7 @@ class GlossPlus(CompositeRecommender):
         self.item_embeddings = self.embed_catalog(data)
         held = data.held_out()
         self.held_out_parts = self.fit_parts(held, fit_part, "held_out")
-        self.held_out_popularity = popularity_of(held)
+        self.held_out_popularity = held.training_counts()
         examples = held.split.test_examples()
         examples = examples[examples[:, 1] >= 1]  # a non-empty history to rank from
         self.ranker_histories, self.ranker_targets = held.split.histories(examples), held.split.targets(examples)
@@ -100,7 +100,7 @@ class GlossPlus(CompositeRecommender):
         self.ranker_lists = self.source_lists(self.held_out_parts, self.ranker_histories)
         self.train_ranker()
         self.parts = self.fit_parts(data, fit_part, "full") if self.refit else self.held_out_parts
-        self.popularity = popularity_of(data)
+        self.popularity = data.training_counts()
 
     def without(self, removed: Sequence[str]) -> "GlossPlus":
         """This fitted GLoSS+ with the `removed` sources' candidates and features taken out and its ranker retrained
@@ -131,8 +131,8 @@ class GlossPlus(CompositeRecommender):
         if self.text_encoder is None or not hasattr(self.text_encoder, "embed"):
             log.info("GLoSS+: no dense text encoder (model.text_encoder); text-similarity features are off")
             return None
-        emb = self.text_encoder.embed(data.catalog.texts, getattr(self.text_encoder, "passage_prefix", ""), "catalog")
-        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        # L2-normalised (DenseRetriever), so dot products below are cosines
+        return self.text_encoder.embed(data.catalog.texts, getattr(self.text_encoder, "passage_prefix", ""), "catalog")
 
     def train_ranker(self) -> None:
         """The LambdaRank model on the held-out examples' candidates (all users; label: the held-out item)."""
@@ -240,12 +240,6 @@ class GlossPlus(CompositeRecommender):
         out_items[users[top], position[top]] = items[top]
         out_scores[users[top], position[top]] = scores[top]
         return Ranking(out_items, out_scores)
-
-
-def popularity_of(data: GlossData) -> np.ndarray:
-    """Training interactions per catalog item in `data`."""
-    seqs = data.split.train_sequences()
-    return np.bincount(np.concatenate(seqs), minlength=len(data.catalog)).astype(np.float32)
 
 
 def group_sizes(users: np.ndarray) -> np.ndarray:

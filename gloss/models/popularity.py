@@ -17,8 +17,7 @@ class Popularity(ScoringRecommender):
         self.counts: np.ndarray | None = None
 
     def fit(self, data: GlossData) -> None:
-        seqs = data.split.train_sequences()
-        self.counts = np.bincount(np.concatenate(seqs), minlength=len(data.catalog)).astype(np.float32)
+        self.counts = data.training_counts()
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         return np.broadcast_to(self.counts, (len(histories), len(self.counts)))

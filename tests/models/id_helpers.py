@@ -64,3 +64,14 @@ def recall_at_5(model: IDSequentialRecommender, data: GlossData) -> float:
     examples = data.split.examples("test")
     ranking = model.recommend(data.split.histories(examples), 5)
     return evaluate_ranking(ranking.items, data.split.targets(examples), data.segments()[examples[:, 0]]).overall["recall@5"]
+
+
+def assert_causal(model: IDSequentialRecommender) -> None:
+    """Changing items 6.. of a 10-item history changes the encoder's states there and nowhere before."""
+    ids = random_history(model.n_items, 10)
+    perturbed = ids.clone()
+    perturbed[0, 6:] = torch.tensor([1, 2, 3, 4])
+    with torch.no_grad():
+        before, after = model.encoder(ids), model.encoder(perturbed)
+    torch.testing.assert_close(before[:, :6], after[:, :6])
+    assert not torch.allclose(before[:, 6:], after[:, 6:])  # the perturbation is visible where it should be
