@@ -5,7 +5,7 @@ import torch
 from gloss.models.bsarec import BSARec, causal_low_pass_matrix, low_pass
 from tests.models.id_helpers import (
     assert_causal,
-    assert_padding_invariant, assert_scores_catalog, built, compose_model, fit_model, random_history, recall_at_5,
+    assert_padding_invariant, assert_scores_catalog, built, compose_model, fit_model, recall_at_5,
 )
 
 

@@ -7,7 +7,7 @@ from gloss.errors import GlossError
 from gloss.models.sasrec import SASRec
 from tests.models.id_helpers import (
     assert_causal,
-    assert_padding_invariant, assert_scores_catalog, built, compose_model, fit_model, random_history, recall_at_5,
+    assert_padding_invariant, assert_scores_catalog, built, compose_model, fit_model, recall_at_5,
 )
 
 
