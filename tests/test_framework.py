@@ -82,6 +82,16 @@ def test_command_line_overrides_win_over_recipes_and_debug_wins_over_recipes():
     assert ddp.trainer.strategy == "ddp" and ddp.trainer.precision == "32-true" and ddp.trainer.max_epochs == 200
 
 
+def test_per_dataset_choices_apply_to_their_model_and_dataset_only_and_overrides_win():
+    assert composed("dataset=toys").trainer.max_epochs == 8 and composed("dataset=beauty").trainer.max_epochs == 12
+    assert composed("dataset=sports").model.backbone.item_start_epoch == 2
+    assert composed("dataset=toys", "trainer.max_epochs=3").trainer.max_epochs == 3
+    assert composed("dataset=toys", "model=sasrec").trainer.max_epochs == 200
+    datasets = {p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml")}
+    for path in (REPO / "conf" / "tuned").glob("*.yaml"):  # `optional` in the defaults: a misnamed file is never read
+        assert any(path.stem == f"{m}_{d}" for m in MODELS for d in datasets), f"{path.name}: not <model>_<dataset>"
+
+
 # --- devices and ranks -----------------------------------------------------------------------------------------------
 class SpySASRec(SASRec):
     """Records the device of every catalog scoring call."""

@@ -7,10 +7,13 @@ title to catalog items, and the hits are fused into one ranking.
 - `GenerativeRecommender` (TrainableRecommender): builds the backbone (trained by gloss.training on a
   PromptDataModule), saves what generation needs in run_dir/generator (read back by eval.py / predict.py), and
   ranks histories by generate -> retrieve -> fuse
-  [-> `rerank`: the LM re-scores those hits plus the last item's neighbours by its likelihood of their titles].
+  [-> `rerank`: the LM re-scores those hits, the last item's neighbours and a collaborative model's top items by
+  its likelihood of their titles, optionally times the collaborative model's score (a product of experts)].
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import math
@@ -26,7 +29,7 @@ from gloss.data import GlossData
 from gloss.data.prompt_datamodule import PromptEncoder, left_pad
 from gloss.data.prompts import PromptTemplate
 from gloss.errors import GlossError
-from gloss.models.base import Ranking, TrainableRecommender
+from gloss.models.base import Ranking, ScoringRecommender, TrainableRecommender
 from gloss.models.beam_search import beam_search
 from gloss.models.rerank import rerank_scores
 from gloss.progress import Progress
@@ -34,6 +37,10 @@ from gloss.retrieval import Retriever, fuse
 
 log = logging.getLogger(__name__)
 GENERATOR_DIR, SETTINGS = "generator", "gloss_generation.json"  # in a run folder
+# model.rerank keys (conf/model/gloss_scratch.yaml documents them); these code defaults reproduce runs saved before a
+# key existed (no collaborative pool, LM score only)
+RERANK_DEFAULTS = {"generated": 5, "neighbours": 10, "collaborative": 0, "contrast": 0.5, "lm_weight": 1.0,
+                   "collaborative_weight": 0.0, "collaborative_floor": 1e-3, "batch_size": 32}
 
 
 class GeneratorModule(L.LightningModule):
@@ -146,6 +153,8 @@ class GenerativeRecommender(TrainableRecommender):
         retrieval_depth: int = 20,
         exclude_seen: bool = False,
         rerank: dict | None = None,
+        collaborative: ScoringRecommender | None = None,
+        ablation: dict | None = None,
     ):
         self.backbone, self.retriever = backbone, retriever
         self.template = PromptTemplate(**(plain(template) or {}))
@@ -154,7 +163,15 @@ class GenerativeRecommender(TrainableRecommender):
         self.generation = plain(generation) or {}
         self.query_format, self.fusion, self.retrieval_depth = query_format, fusion, retrieval_depth
         self.exclude_seen = exclude_seen
-        self.rerank = {"generated": 5, "neighbours": 10, "contrast": 0.5, "batch_size": 32, **plain(rerank)} if rerank else None
+        self.rerank = rerank_settings(plain(rerank), "model.rerank")
+        self.collaborative = collaborative  # unfit; fit on the training data in build_for (counting: seconds)
+        self.ablation = {str(label): rerank_settings({**(self.rerank or {}), **over} if over is not None else None,
+                                                     f"model.ablation.{label}")
+                         for label, over in (plain(ablation) or {}).items()}
+        for where, settings in [("model.rerank", self.rerank), *((f"model.ablation.{a}", r) for a, r in self.ablation.items())]:
+            if settings and (settings["collaborative"] or settings["collaborative_weight"]) and collaborative is None:
+                raise GlossError(f"{where}: collaborative/collaborative_weight need model.collaborative (e.g. the cooc model)")
+        self.memo: dict = {}  # generations and LM scores per set of histories ranked with these weights (shared by variants)
         self.module: GeneratorModule | None = None
         self.encoder: PromptEncoder | None = None
         self.texts: list[str] = []
@@ -174,6 +191,8 @@ class GenerativeRecommender(TrainableRecommender):
         self.encoder = PromptEncoder(tokenizer, self.template, data.catalog.titles, self.max_seq_length, self.max_item_tokens,
                                      item_tokens)
         self.index_catalog(data)
+        if self.collaborative is not None:
+            self.collaborative.fit(data)
 
     @property
     def lightning_module(self) -> GeneratorModule:
@@ -208,7 +227,8 @@ class GenerativeRecommender(TrainableRecommender):
         self.max_seq_length, self.max_item_tokens = saved["max_seq_length"], saved["max_item_tokens"]
         self.generation, self.query_format, self.fusion = saved["generation"], saved["query_format"], saved["fusion"]
         self.retrieval_depth = saved.get("retrieval_depth", self.retrieval_depth)
-        self.exclude_seen, self.rerank = saved.get("exclude_seen", self.exclude_seen), saved["rerank"]
+        self.exclude_seen = saved.get("exclude_seen", self.exclude_seen)
+        self.rerank = rerank_settings(saved["rerank"], f"{path}: rerank")
 
     def save(self, run_dir: Path) -> None:
         """Everything generation needs, in run_dir/generator: model (full weights, or PEFT adapter), tokenizer,
@@ -225,44 +245,108 @@ class GenerativeRecommender(TrainableRecommender):
         generated = self.module.generate(prompts)
         return [[self.query_format.format(title=self.template.title_of(t)) for t in row] for row in generated]
 
+    def memo_for(self, histories: Sequence[np.ndarray]) -> dict:
+        """What ranking these histories with these weights computed so far (generations, fused hits, LM scores): the
+        ablation's variants rank the same users (each split) with the same weights, so beam search and LM scoring run
+        once per split. Keyed by the histories; emptied when the trainable weights change (a fingerprint of them)."""
+        weights = hashlib.sha256()
+        with torch.no_grad():
+            for p in self.module.model.parameters():
+                if p.requires_grad:
+                    weights.update(np.float64(p.double().sum().item()).tobytes())
+        if self.memo.get("weights") != weights.hexdigest():
+            self.memo.clear()
+            self.memo.update(weights=weights.hexdigest(), histories={})
+        key = hashlib.sha256(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] + [
+            np.array([len(h) for h in histories], dtype=np.int64)]).tobytes()).hexdigest()
+        return self.memo["histories"].setdefault(key, {"fused": {}, "lm": {}})
+
+    def fused(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
+        """The paper's ranking (beam i's top-1 item at rank i), memoized."""
+        memo = self.memo_for(histories)
+        if "queries" not in memo:
+            memo["queries"] = self.queries(histories)
+        if k not in memo["fused"]:
+            memo["fused"][k] = self.rank(memo["queries"], histories, k)
+        return memo["fused"][k]
+
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
         if self.module is None:
             raise RuntimeError("call fit() before recommend()")
         self.module.eval()
-        queries = self.queries(histories)
         if self.rerank is None:
-            return self.rank(queries, histories, k)
-        generated = self.rank(queries, histories, max(k, self.rerank["generated"])).items[:, : self.rerank["generated"]]
-        return self.rerank_pool(histories, self.candidate_pool(histories, generated), k)
+            return self.fused(histories, k)
+        generated = self.fused(histories, max(k, self.rerank["generated"])).items[:, : self.rerank["generated"]]
+        pools, collaborative = self.candidate_pool(histories, generated)
+        return self.rerank_pool(histories, pools, collaborative, k)
 
-    def candidate_pool(self, histories: Sequence[np.ndarray], generated: np.ndarray) -> list[list[int]]:
+    def variants(self) -> dict[str, "GenerativeRecommender"]:
+        """model.ablation: this trained generator ranked with other rerank settings (null: beam order, the paper's
+        ranking), on the same weights; generations and LM scores are shared with the model's own ranking."""
+        out = {}
+        for label, settings in self.ablation.items():
+            out[label] = variant = copy.copy(self)
+            variant.rerank, variant.ablation = settings, {}
+        return out
+
+    def candidate_pool(self, histories: Sequence[np.ndarray], generated: np.ndarray) -> tuple[list[list[int]], list[np.ndarray]]:
         """Per user: the generated titles' hits (fused order), then the last item's nearest catalog neighbours
-        (retrieved with its own title, the item itself left out) up to `rerank.neighbours` of them."""
-        n = self.rerank["neighbours"]
+        (retrieved with its own title, the item itself left out) up to `rerank.neighbours` of them, then the
+        collaborative model's top `rerank.collaborative` items; and each pool item's collaborative score divided by the
+        user's best one (zeros without a collaborative model)."""
+        n, c = self.rerank["neighbours"], self.rerank["collaborative"]
         near = self.neighbours(n + 1) if n else None
-        pools = []
-        for u, h in enumerate(histories):
-            banned = set(h.tolist()) if self.exclude_seen else set()
-            pool = [int(i) for i in generated[u] if i >= 0 and i not in banned]
-            if n and len(h):
-                last = int(h[-1])
-                pool += [int(i) for i in near[last] if i >= 0 and i != last and i not in banned][:n]
-            pools.append(list(dict.fromkeys(pool)))
-        return pools
+        scored = self.collaborative is not None and (c or self.rerank["collaborative_weight"])
+        pools, collab = [], []
+        batch = ScoringRecommender.batch_size
+        for start in range(0, len(histories), batch):
+            block = histories[start : start + batch]
+            scores = self.collaborative.score(block) if scored else None
+            if scores is not None:
+                scores = scores / np.maximum(scores.max(axis=1, keepdims=True), 1e-12)
+                top = top_items(scores, c + max(len(h) for h in block)) if c else None
+            for row, h in enumerate(block):
+                banned = set(h.tolist()) if self.exclude_seen else set()
+                pool = [int(i) for i in generated[start + row] if i >= 0 and i not in banned]
+                if n and len(h):
+                    last = int(h[-1])
+                    pool += [int(i) for i in near[last] if i >= 0 and i != last and i not in banned][:n]
+                if c and scores is not None:
+                    pool += [int(i) for i in top[row] if i not in banned and scores[row, i] > 0][:c]
+                pool = list(dict.fromkeys(pool))
+                pools.append(pool)
+                collab.append(scores[row, pool].astype(np.float64) if scores is not None else np.zeros(len(pool)))
+        return pools, collab
 
-    def rerank_pool(self, histories: Sequence[np.ndarray], pools: list[list[int]], k: int) -> Ranking:
-        """Sort each pool by the LM's (contrasted) log-likelihood of the items' titles after the user's prompt."""
-        enc = self.encoder
-        room = self.max_item_tokens + 1 if self.max_item_tokens else self.max_seq_length // 2
-        prompts = [enc.prompt_ids(h, room=room) for h in histories]
-        scores = rerank_scores(self.module.model, prompts, pools, lambda i: enc.labels(enc.completion_ids(i)),
-                               self.module.pad_id, self.module.null_prompt,
-                               self.rerank["contrast"], self.rerank["batch_size"])
+    def lm_scores(self, histories: Sequence[np.ndarray], pools: list[list[int]]) -> list[np.ndarray]:
+        """The LM's (contrasted) log-likelihood of each pool item's title after the user's prompt; memoized per
+        (user, item), so variants with smaller pools score nothing again."""
+        enc, memo = self.encoder, self.memo_for(histories)["lm"].setdefault(self.rerank["contrast"], {})
+        missing = [(u, [i for i in pool if (u, i) not in memo]) for u, pool in enumerate(pools)]
+        missing = [(u, items) for u, items in missing if items]
+        if missing:
+            room = self.max_item_tokens + 1 if self.max_item_tokens else self.max_seq_length // 2
+            prompts = [enc.prompt_ids(histories[u], room=room) for u, _ in missing]
+            scores = rerank_scores(self.module.model, prompts, [items for _, items in missing],
+                                   lambda i: enc.labels(enc.completion_ids(i)), self.module.pad_id, self.module.null_prompt,
+                                   self.rerank["contrast"], self.rerank["batch_size"])
+            for (u, items), s in zip(missing, scores):
+                memo.update(zip(((u, i) for i in items), s.tolist()))
+        return [np.array([memo[u, i] for i in pool], dtype=np.float64) for u, pool in enumerate(pools)]
+
+    def rerank_pool(self, histories: Sequence[np.ndarray], pools: list[list[int]], collaborative: list[np.ndarray],
+                    k: int) -> Ranking:
+        """Sort each pool by lm_weight * (the LM's log-likelihood of the item's title) + collaborative_weight *
+        log(collaborative score / the user's best + collaborative_floor); ties keep the pool order."""
+        r = self.rerank
+        lm = self.lm_scores(histories, pools) if r["lm_weight"] else [np.zeros(len(p)) for p in pools]
         items = np.full((len(pools), k), -1, dtype=np.int64)
         best = np.zeros((len(pools), k), dtype=np.float32)
-        for u, (pool, s) in enumerate(zip(pools, scores)):
-            order = np.argsort(-s, kind="stable")[:k]
-            items[u, : len(order)], best[u, : len(order)] = np.asarray(pool)[order], s[order]
+        for u, (pool, s, c) in enumerate(zip(pools, lm, collaborative)):
+            total = r["lm_weight"] * s + (r["collaborative_weight"] * np.log(c + r["collaborative_floor"])
+                                          if r["collaborative_weight"] else 0.0)
+            order = np.argsort(-total, kind="stable")[:k]
+            items[u, : len(order)], best[u, : len(order)] = np.asarray(pool, dtype=np.int64)[order], total[order]
         return Ranking(items, best)
 
     def rank(self, queries: list[list[str]], histories: Sequence[np.ndarray], k: int) -> Ranking:
@@ -280,3 +364,20 @@ def retrieve_and_fuse(retriever: Retriever, queries: list[list[str]], histories:
     ids, scores = ids.reshape(len(queries), q, depth), scores.reshape(len(queries), q, depth)
     items, fused = fuse(ids, scores, k, fusion, histories if exclude_seen else None)
     return Ranking(items, fused)
+
+
+def rerank_settings(rerank: dict | None, where: str) -> dict | None:
+    """model.rerank (or one ablation row) completed with RERANK_DEFAULTS; an unknown key is a config error."""
+    if not rerank:
+        return None
+    unknown = sorted(set(rerank) - set(RERANK_DEFAULTS))
+    if unknown:
+        raise GlossError(f"{where}.{unknown[0]}: unknown rerank key (known: {', '.join(RERANK_DEFAULTS)})")
+    return {**RERANK_DEFAULTS, **rerank}
+
+
+def top_items(scores: np.ndarray, m: int) -> np.ndarray:
+    """[n, m] column indices of each row's m highest scores, best first."""
+    m = min(m, scores.shape[1])
+    part = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+    return np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable"), axis=1)
