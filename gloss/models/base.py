@@ -4,6 +4,7 @@ Evaluation, sweeps and fusion only ever see this interface.
 """
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,12 @@ class CompositeRecommender(Recommender):
 
     @abstractmethod
     def fit_with(self, data: GlossData, fit_part: FitPart) -> None: ...
+
+
+def histories_digest(histories: Sequence[np.ndarray]) -> str:
+    """A key of a set of histories (items and lengths): memos of models whose variants rank the same users."""
+    return hashlib.sha256(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] + [
+        np.array([len(h) for h in histories], dtype=np.int64)]).tobytes()).hexdigest()
 
 
 def top_k_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None = None) -> Ranking:

@@ -29,7 +29,7 @@ from gloss.data import GlossData
 from gloss.data.prompt_datamodule import PromptEncoder, left_pad
 from gloss.data.prompts import PromptTemplate
 from gloss.errors import GlossError
-from gloss.models.base import Ranking, ScoringRecommender, TrainableRecommender
+from gloss.models.base import Ranking, ScoringRecommender, TrainableRecommender, histories_digest
 from gloss.models.beam_search import beam_search
 from gloss.models.rerank import rerank_scores
 from gloss.progress import Progress
@@ -257,9 +257,7 @@ class GenerativeRecommender(TrainableRecommender):
         if self.memo.get("weights") != weights.hexdigest():
             self.memo.clear()
             self.memo.update(weights=weights.hexdigest(), histories={})
-        key = hashlib.sha256(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] + [
-            np.array([len(h) for h in histories], dtype=np.int64)]).tobytes()).hexdigest()
-        return self.memo["histories"].setdefault(key, {"fused": {}, "lm": {}})
+        return self.memo["histories"].setdefault(histories_digest(histories), {"fused": {}, "lm": {}})
 
     def fused(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
         """The paper's ranking (beam i's top-1 item at rank i), memoized."""
@@ -298,7 +296,7 @@ class GenerativeRecommender(TrainableRecommender):
         near = self.neighbours(n + 1) if n else None
         scored = self.collaborative is not None and (c or self.rerank["collaborative_weight"])
         pools, collab = [], []
-        batch = ScoringRecommender.batch_size
+        batch = self.collaborative.batch_size if scored else len(histories) or 1
         for start in range(0, len(histories), batch):
             block = histories[start : start + batch]
             scores = self.collaborative.score(block) if scored else None
@@ -376,8 +374,10 @@ def rerank_settings(rerank: dict | None, where: str) -> dict | None:
     return {**RERANK_DEFAULTS, **rerank}
 
 
+
 def top_items(scores: np.ndarray, m: int) -> np.ndarray:
-    """[n, m] column indices of each row's m highest scores, best first."""
+    """[n, m] column indices of each row's m highest scores, best first, in the scores' own precision (top_k_scores
+    ranks in float32, which would merge the collaborative scores' near-ties)."""
     m = min(m, scores.shape[1])
     part = np.argpartition(-scores, m - 1, axis=1)[:, :m]
     return np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable"), axis=1)

@@ -15,7 +15,6 @@ candidates. No validation or test target is ever a feature or a label. LightGBM'
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy as np
 
 from gloss.data import GlossData
 from gloss.errors import GlossError
-from gloss.models.base import CompositeRecommender, FitPart, Ranking, Recommender
+from gloss.models.base import CompositeRecommender, FitPart, Ranking, Recommender, histories_digest
 from gloss.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -222,8 +221,7 @@ class GlossPlus(CompositeRecommender):
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
         if self.ranker is None:
             raise GlossError("gloss_plus: not fitted (run it with run.py)")
-        digest = hashlib.sha256(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] + [
-            np.array([len(h) for h in histories], dtype=np.int64)]).tobytes()).hexdigest()
+        digest = histories_digest(histories)
         lists = self.list_memo.setdefault(digest, {})  # variants (ablation) rank the same users: each source once
         lists.update(self.source_lists(self.parts, histories, [s for s in self.sources if s not in lists]))
         cands = self.candidates(histories, self.popularity, self.list_memo[digest])
