@@ -9,6 +9,10 @@ title has ended, i.e. where the next title starts, so a target's own identity ne
 `random` starts the vectors at random; `svd` starts them at the item's row of a rank-`hidden_size` SVD of the training
 item-transition matrix (log1p of gloss.models.cooc counts, training sequences only), i.e. a summary of what tends to
 follow the item, which the LM learns to spell out as titles.
+
+`token_init` (an encoder, e.g. all-MiniLM-L6-v2) starts the token embeddings (tied: the output layer too) from that
+encoder's embedding of each token's text, reduced by PCA to `hidden_size`: the pretrained text model's knowledge of
+which word pieces mean similar things, given to a model that otherwise learns from the dataset alone.
 """
 from __future__ import annotations
 
@@ -89,6 +93,27 @@ def transition_svd(data: GlossData, dim: int, seed: int, window: int = 3) -> tor
     return torch.tensor(vectors / max(vectors.std(), 1e-12), dtype=torch.float32)
 
 
+def encoder_token_init(tokenizer: PreTrainedTokenizerFast, encoder: str, cache_dir: str | Path, dim: int,
+                       std: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows [vocab, dim], mask [vocab]): each token's text (its decoded string) encoded by `encoder` (unit vectors,
+    cached like catalog embeddings), centred and projected on its top `dim` principal directions, then scaled to
+    per-entry std `std` (the random init's scale, so training sees the same magnitudes). Special tokens and tokens
+    whose text is blank (whitespace, partial UTF-8 bytes) are left out (mask False): they keep the random init."""
+    from gloss.retrieval.dense import DenseRetriever
+
+    texts = [tokenizer.decode([i]).strip() for i in range(len(tokenizer))]
+    keep = torch.tensor([bool(t) and "\ufffd" not in t and i not in tokenizer.all_special_ids for i, t in enumerate(texts)])
+    ids = keep.nonzero().flatten().tolist()
+    emb = DenseRetriever(encoder=encoder, cache_dir=str(cache_dir)).embed([texts[i] for i in ids], "", "token")
+    centred = torch.tensor(emb, dtype=torch.float64) - torch.tensor(emb, dtype=torch.float64).mean(0)
+    k = min(dim, *centred.shape)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    rows = torch.zeros(len(tokenizer), dim, dtype=torch.float64)
+    rows[ids, :k] = centred @ v[:k].T
+    rows *= std / rows[ids].std().clamp(min=1e-12)
+    return rows.float(), keep
+
+
 def scratch_llama(
     data: GlossData,
     cache_dir: str = "~/.cache/gloss",
@@ -103,6 +128,7 @@ def scratch_llama(
     item_scale: float = 1.0,
     item_init_std: float | None = None,
     item_start_epoch: int = 0,
+    token_init: str | None = None,
     seed: int = 42,
     pretrained: str | None = None,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
@@ -110,6 +136,7 @@ def scratch_llama(
     `item_embeddings`: null (text only) | random | svd: an ItemAwareLlama with one trainable vector per catalog item
     (see the module docstring), multiplied by `item_scale`; `item_init_std`: per-entry std of the effective vectors at
     init (null: the token embeddings' init std); `item_start_epoch`: train text only (item tokens = EOS) before it.
+    `token_init`: null (random token embeddings) | a sentence encoder whose token-text embeddings start them.
     `pretrained`: a run's saved generator folder (run_dir/generator) to load instead of a random init."""
     if pretrained is not None:
         return load_generator(Path(pretrained).expanduser(), len(data.catalog.titles))
@@ -138,6 +165,11 @@ def scratch_llama(
         init = transition_svd(data, hidden_size, seed) if item_embeddings == "svd" else torch.randn(config.num_items, hidden_size)
         with torch.no_grad():
             model.item_embed.weight.copy_(init * (item_init_std or config.initializer_range) / item_scale)
+    if token_init:
+        rows, keep = encoder_token_init(tokenizer, token_init, cache_dir, hidden_size, config.initializer_range)
+        with torch.no_grad():
+            model.model.embed_tokens.weight[keep] = rows[keep]
+        log.info("token embeddings: %d of %d start from %s", int(keep.sum()), len(tokenizer), token_init)
     log.info("scratch Llama: %.2fM parameters, vocab %d", sum(p.numel() for p in model.parameters()) / 1e6, len(tokenizer))
     return model, tokenizer
 

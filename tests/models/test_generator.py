@@ -209,6 +209,35 @@ def test_item_vectors_start_at_item_init_std_whatever_item_scale(tmp_path):
     assert abs(float(starts[0].std()) - 0.2) < 0.01
 
 
+def test_token_init_starts_token_embeddings_from_the_encoders_view_of_each_token(tmp_path, monkeypatch):
+    """token_init: tokens the encoder embeds alike start alike (PCA keeps its geometry), in the input and the tied
+    output layer, at the random init's scale; special and blank tokens keep exactly the random init."""
+    from gloss.retrieval.dense import DenseRetriever
+
+    def planted(self, texts, prefix, what):  # the "encoder": tokens containing a vowel vs not, two directions + noise
+        rng = np.random.default_rng(0)
+        return np.stack([[1.0, 0.0] if any(c in "aeiou" for c in t.lower()) else [0.0, 1.0] for t in texts]) \
+            + 0.01 * rng.normal(size=(len(texts), 2))
+
+    monkeypatch.setattr(DenseRetriever, "embed", planted)
+    data = tiny_data()
+    plain_model, tok = scratch_llama(data, str(tmp_path / "cache"), **TINY)
+    model, _ = scratch_llama(data, str(tmp_path / "cache"), token_init="stub-encoder", **TINY)
+    emb, plain = model.model.embed_tokens.weight.detach(), plain_model.model.embed_tokens.weight.detach()
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # tied: output layer too
+    texts = [tok.decode([i]).strip() for i in range(len(tok))]
+    blank = [i for i, t in enumerate(texts) if not t or "\ufffd" in t or i in tok.all_special_ids]
+    assert set(tok.all_special_ids) <= set(blank)
+    assert torch.equal(emb[blank], plain[blank])
+    vowel = [i for i, t in enumerate(texts) if i not in blank and any(c in "aeiou" for c in t.lower())]
+    other = [i for i, t in enumerate(texts) if i not in blank and i not in vowel]
+    assert len(vowel) > 10 and len(other) > 10
+    centre_v, centre_o = emb[vowel].mean(0), emb[other].mean(0)
+    spread = max(float((emb[vowel] - centre_v).norm(dim=1).max()), float((emb[other] - centre_o).norm(dim=1).max()))
+    assert float((centre_v - centre_o).norm()) > 10 * spread
+    assert abs(float(emb[vowel + other].std()) - 0.02) < 0.002
+
+
 def recommender(tmp_path: Path, item_embeddings: str | None = None, **kw) -> GenerativeRecommender:
     backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), item_embeddings=item_embeddings, **TINY)
     args = dict(template=COMPACT, max_seq_length=256, max_item_tokens=None, lr=3e-3, warmup_steps=2,
