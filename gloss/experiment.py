@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gloss.callbacks.ranking_eval import sample_examples
 from gloss.data import GlossData
@@ -195,7 +195,8 @@ def prepare_model(cfg: DictConfig, model: Recommender, data: GlossData, run_dir:
         if saved_run is not None:
             raise GlossError(f"model {model.name}: eval.py cannot rebuild a composite from its run folder yet; rerun it "
                              "with run.py (its parts are refit)")
-        model.fit_with(data, lambda part, part_data, name: fit_part(cfg, part, part_data, run_dir / "parts" / name))
+        model.fit_with(data, lambda part, part_data, name: fit_part(part_config(cfg, name), part, part_data,
+                                                                    run_dir / "parts" / name))
         return None
     if not isinstance(model, TrainableRecommender):
         model.fit(data)
@@ -211,6 +212,20 @@ def prepare_model(cfg: DictConfig, model: Recommender, data: GlossData, run_dir:
     trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(run_dir))
     place_for_ranking(model, trainer)
     return trainer
+
+
+def part_config(cfg: DictConfig, name: str) -> DictConfig:
+    """The run's config for training the part `name` (<stage>/<source>): a source that trains differently from the
+    composite's recipe (the generator: prompt DataModule, its own epochs) has `source_recipes.<source>`, whose
+    DataModule replaces the run's and whose other nodes (trainer, callbacks) are merged over the run's."""
+    recipe = (cfg.get("source_recipes") or {}).get(name.rsplit("/", 1)[-1])
+    if recipe is None:
+        return cfg
+    part = cfg.copy()
+    with open_dict(part):
+        for key, value in recipe.items():
+            part[key] = value if key == "datamodule" else OmegaConf.merge(part.get(key) or {}, value)
+    return part
 
 
 def fit_part(cfg: DictConfig, part: Recommender, data: GlossData, part_dir: Path) -> None:

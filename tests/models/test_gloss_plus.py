@@ -108,3 +108,24 @@ def test_gloss_plus_run_trains_its_sources_and_writes_the_ablation(tiny_root: Pa
     assert (out / "metrics.json").stat().st_mtime_ns >= (out / "ablation.json").stat().st_mtime_ns
     bad = run([*tiny_dataset_args(), "model=gloss_plus", "model.sources=[cooc,nope]"], tiny_root, tmp_path / "bad")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "model.sources" in bad.stderr
+
+
+def test_the_generator_is_a_source_trained_with_its_own_recipe_on_the_held_out_cut(tiny_root: Path, tmp_path: Path):
+    """model.sources=[gloss_scratch, ...]: the generator trains in parts/<stage>/gloss_scratch with the prompt DataModule
+    and its recipe's epochs (source_recipes.gloss_scratch), while the run's Trainer and DataModule stay the ID models'."""
+    gen = "model.source_models.gloss_scratch"
+    args = [*tiny_dataset_args(), "model=gloss_plus", "retriever=bm25", "model.sources=[gloss_scratch,cooc]",
+            "model.refit=false", f"{gen}.backbone.hidden_size=32", f"{gen}.backbone.vocab_size=300",
+            f"{gen}.generation.batch_size=16", "source_recipes.gloss_scratch.trainer.max_epochs=2",
+            "source_recipes.gloss_scratch.callbacks.ranking_eval.max_users=20", "model.ablation=[gloss_scratch]",
+            "model.ranker.n_estimators=20", "model.early_stopping_rounds=0"]
+    proc = run(args, tiny_root, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "run"
+    part = out / "parts" / "held_out" / "gloss_scratch"
+    assert (part / "generator" / "config.json").is_file() and not (out / "parts" / "full").exists()  # refit=false
+    log = (out / "run.log").read_text()
+    assert "epoch 1:" in log and "epoch 2:" not in log  # the source's 2 epochs (0, 1), not the ID recipe's 200
+    assert "gloss_scratch_rank" in log  # the ranker's features include the generator's
+    ablation = json.loads((out / "ablation.json").read_text())
+    assert set(ablation) == {"(full model)", "without gloss_scratch"}
