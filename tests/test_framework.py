@@ -85,6 +85,7 @@ def test_command_line_overrides_win_over_recipes_and_debug_wins_over_recipes():
 def test_per_dataset_choices_apply_to_their_model_and_dataset_only_and_overrides_win():
     assert [composed(f"dataset={d}").trainer.max_epochs for d in ("beauty", "toys", "sports")] == [9, 8, 4]
     assert composed("dataset=beauty").model.backbone.item_start_epoch == 4
+    assert [composed(f"dataset={d}").model.rerank.collaborative_weight for d in ("beauty", "toys", "sports")] == [32, 4, 16]
     assert composed("dataset=sports").model.backbone.item_start_epoch == 2
     assert composed("dataset=toys", "trainer.max_epochs=3").trainer.max_epochs == 3
     assert composed("dataset=toys", "model=sasrec").trainer.max_epochs == 200
