@@ -374,7 +374,6 @@ def rerank_settings(rerank: dict | None, where: str) -> dict | None:
     return {**RERANK_DEFAULTS, **rerank}
 
 
-
 def top_items(scores: np.ndarray, m: int) -> np.ndarray:
     """[n, m] column indices of each row's m highest scores, best first, in the scores' own precision (top_k_scores
     ranks in float32, which would merge the collaborative scores' near-ties)."""
