@@ -1,23 +1,19 @@
-"""Re-rank a finished run's users with its saved model, no training: `python eval.py run_dir=<run folder>`."""
+"""Rank a finished run's users again with its saved model, no training: `python eval.py run_dir=<run folder>`."""
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import gloss  # noqa: F401  (registers the config resolvers)
 from gloss.cli import one_line_errors
-from gloss.experiment import load_run_config, run_experiment
+from gloss.experiment import run_experiment
 
 
 @hydra.main(config_path="conf", config_name="eval", version_base="1.3")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    run_dir = Path(cfg.run_dir).expanduser()
-    saved, choices = load_run_config(run_dir)
-    saved = OmegaConf.merge(saved, {"trainer": cfg.trainer, "eval": cfg.eval, "ckpt_path": None, "logger": None,
-                                    "optimized_metric": None})
-    run_experiment(saved, Path(HydraConfig.get().runtime.output_dir), saved_run=run_dir, choices=choices)
+    run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir), saved_run=Path(cfg.run_dir).expanduser())
 
 
 if __name__ == "__main__":

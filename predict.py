@@ -7,20 +7,26 @@ import logging
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 import gloss  # noqa: F401  (registers the config resolvers)
 from gloss.cli import one_line_errors
+from gloss.errors import GlossError
 
 
 @hydra.main(config_path="conf", config_name="predict", version_base="1.3")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    from gloss.predict import predict
+    if not isinstance(cfg.history, (list, ListConfig)) or not len(cfg.history):
+        raise GlossError(f"history={cfg.history!r}: give a non-empty list of ASINs, e.g. history='[B0001,B0002]'")
+    if not isinstance(cfg.k, int) or isinstance(cfg.k, bool) or cfg.k < 1:
+        raise GlossError(f"k={cfg.k!r}: must be a positive integer")
+    from gloss.run_folder import load_run
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="[%(name)s] %(message)s")
     with contextlib.redirect_stdout(sys.stderr):  # libraries that print must not break the JSON on stdout
-        result = predict(cfg)
+        run = load_run(cfg.run_dir, {"trainer": cfg.trainer})
+        result = run.recommend([str(e) for e in cfg.history], cfg.k, titles=cfg.titles)
     print(json.dumps(result, ensure_ascii=False))
 
 

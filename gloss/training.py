@@ -1,38 +1,66 @@
-"""Training a `TrainableRecommender` with the run's Lightning pieces, each a Hydra group: the Trainer (`trainer/`),
-its callbacks (`callbacks/`: the ranking-evaluation callback, checkpoints, early stopping, progress) and the
-DataModule (`datamodule/`), plus `EpochSeed` (random state per epoch from (seed, epoch), so that `ckpt_path=last`
-resumes exactly the uninterrupted run). After fit the best checkpoint is restored on the Trainer's device
-(Lightning's teardown moves the module to the CPU), so ranking runs where training ran."""
+"""Fitting a model as what it is (`Recommender.fit_by` chooses): heuristics count; a `TrainableRecommender` trains
+with its recipe (the `recipe` of its model node: DataModule, Trainer and callback values) under the run's trainer/,
+callbacks/ and datamodule values (the hardware and the user's overrides, which win); a composite fits each part the
+same way, each with the part's own recipe, in <run>/parts/<name>. Training adds `EpochSeed` (random state per epoch
+from (seed, epoch), so that `ckpt_path=last` resumes exactly the uninterrupted run); after fit the best checkpoint is
+restored on the Trainer's device (Lightning's teardown moves the module to the CPU), so ranking runs where training
+ran."""
 from __future__ import annotations
 
 import inspect
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.trainer.states import TrainerFn
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gloss.callbacks.epoch_seed import EpochSeed
 from gloss.data import GlossData
 from gloss.errors import GlossError
-from gloss.models.base import TrainableRecommender
+from gloss.models.base import Recommender, TrainableRecommender
 
 log = logging.getLogger(__name__)
 
 
-def instantiate_callbacks(cfg: DictConfig | None, run_dir: Path, recommender: TrainableRecommender, data: GlossData,
+def set_values(node: Any) -> Any:
+    """A config node without its null values (a null in trainer/, callbacks/ or datamodule means "not set here")."""
+    if isinstance(node, dict):
+        return {k: set_values(v) for k, v in node.items() if v is not None}
+    return node
+
+
+def training_settings(recipe: dict | None, cfg: DictConfig) -> dict[str, Any]:
+    """{"trainer", "callbacks", "datamodule"}: a model's recipe with every value set in the run's trainer/, callbacks/
+    and datamodule nodes over it. A callback is dropped when the run or the recipe sets it to null; callbacks=none
+    drops them all. Plain, resolved dicts."""
+    recipe = recipe or {}
+    run = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("trainer", "callbacks", "datamodule")
+           if cfg.get(key) is not None}
+    trainer = OmegaConf.merge(recipe.get("trainer") or {}, set_values(run.get("trainer") or {}))
+    recipe_callbacks = recipe.get("callbacks") or {}
+    callbacks = {}
+    for name, node in (run.get("callbacks") or {}).items():
+        if not node or (name in recipe_callbacks and recipe_callbacks[name] is None):
+            continue
+        callbacks[name] = OmegaConf.to_container(OmegaConf.merge(recipe_callbacks.get(name) or {}, set_values(node)))
+    datamodule = recipe.get("datamodule")
+    if datamodule is not None:
+        datamodule = OmegaConf.to_container(OmegaConf.merge(datamodule, set_values(run.get("datamodule") or {})))
+    return {"trainer": OmegaConf.to_container(trainer), "callbacks": callbacks, "datamodule": datamodule}
+
+
+def instantiate_callbacks(nodes: dict, run_dir: Path, recommender: TrainableRecommender, data: GlossData,
                           has_logger: bool) -> list[L.Callback]:
-    """One callback per non-null node; a callback whose constructor takes `recommender` / `data` gets the run's;
+    """One callback per node; a callback whose constructor takes `recommender` / `data` gets the run's;
     ModelCheckpoint with a null dirpath writes to <run folder>/checkpoints; LearningRateMonitor needs a logger."""
     callbacks = []
-    for name, node in (cfg or {}).items():
-        if not node:
-            continue
-        cls = get_class(node._target_)
+    for node in nodes.values():
+        cls = get_class(node["_target_"])
         if issubclass(cls, LearningRateMonitor) and not has_logger:
             continue
         params = inspect.signature(cls).parameters
@@ -76,15 +104,24 @@ def warn_if_cut_by_time(trainer: L.Trainer) -> None:
                     "run (trainer.max_time=null removes the guard)", record["epochs_completed"], record["max_epochs"])
 
 
-def load_best_weights(recommender: TrainableRecommender, trainer: L.Trainer) -> None:
-    """The best checkpoint's weights (when one was monitored and saved), on the module's current device."""
+def load_best_weights(recommender: TrainableRecommender, trainer: L.Trainer, run_dir: Path) -> None:
+    """The best checkpoint's weights (when one was monitored and saved), on the module's current device. The path
+    comes from the checkpoint callback's state, which a resumed run reads from a file: it must lie in this run's
+    checkpoints/ folder, and only tensors and plain values are unpickled (torch.load weights_only)."""
     module = recommender.lightning_module
     best = best_checkpoint(trainer)
-    if best is not None and best.best_model_path:  # none under fast_dev_run or without validation
-        state = torch.load(best.best_model_path, map_location=module.device, weights_only=False)
-        # LoRA checkpoints hold only the adapters (GeneratorModule.on_save_checkpoint)
-        module.load_state_dict(state["state_dict"], strict=getattr(module, "strict_loading", True))
-        log.info("best checkpoint %s (%s=%.4f)", best.best_model_path, best.monitor, best.best_model_score)
+    if best is None or not best.best_model_path:  # none under fast_dev_run or without validation
+        return
+    path = Path(best.best_model_path).resolve()
+    if path.parent != (Path(run_dir) / "checkpoints").resolve():
+        raise GlossError(f"best checkpoint {best.best_model_path}: not in this run's checkpoints folder; refused")
+    try:
+        state = torch.load(path, map_location=module.device, weights_only=True)
+    except Exception as e:  # an unpicklable or planted file
+        raise GlossError(f"{path}: not a checkpoint of tensors and plain values ({type(e).__name__}); refused") from e
+    # LoRA checkpoints hold only the adapters (GeneratorModule.on_save_checkpoint)
+    module.load_state_dict(state["state_dict"], strict=getattr(module, "strict_loading", True))
+    log.info("best checkpoint %s (%s=%.4f)", best.best_model_path, best.monitor, best.best_model_score)
 
 
 def place_for_ranking(recommender: TrainableRecommender, trainer: L.Trainer) -> None:
@@ -95,22 +132,55 @@ def place_for_ranking(recommender: TrainableRecommender, trainer: L.Trainer) -> 
     module.eval()
 
 
-def train(cfg: DictConfig, recommender: TrainableRecommender, data: GlossData, run_dir: Path, loggers: list) -> L.Trainer:
-    """Build the model for `data` and (cfg.train) fit it; returns the Trainer, whose device the model is left on."""
-    L.seed_everything(cfg.seed, workers=True)
-    recommender.build_for(data, cfg.seed)
-    callbacks = instantiate_callbacks(cfg.get("callbacks"), run_dir, recommender, data, bool(loggers)) if cfg.train else []
-    if cfg.train:  # not a callbacks/ node: a resumed run is the uninterrupted one whatever the callback list
-        callbacks.append(EpochSeed(cfg.seed))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
-    if cfg.train:
-        if cfg.get("datamodule") is None:
-            raise GlossError("datamodule: a trained model needs one (its recipe sets it; e.g. datamodule=sequence)")
-        datamodule = instantiate(cfg.datamodule, _partial_=True)(data=data, **recommender.datamodule_inputs())
-        trainer.fit(recommender.lightning_module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path, run_dir))
-        warn_if_cut_by_time(trainer)
-        load_best_weights(recommender, trainer)
-        if trainer.is_global_zero:
-            recommender.save(run_dir)
-    place_for_ranking(recommender, trainer)
-    return trainer
+class Fitter:
+    """Fits models for one run (the run's config `cfg`: trainer/, callbacks/, datamodule overrides, seed, train,
+    ckpt_path) into `run_dir`. With `saved_run`, trained models are rebuilt from that run folder's weights instead
+    (eval.py, predict.py), on the configured Trainer's device."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, loggers: list | None = None, saved_run: Path | None = None):
+        self.cfg, self.run_dir, self.loggers, self.saved_run = cfg, Path(run_dir), loggers or [], saved_run
+
+    def fit(self, model: Recommender, data: GlossData) -> L.Trainer | None:
+        """Returns the Trainer the model was trained with (None for heuristics and composites)."""
+        return model.fit_by(self, data)
+
+    def fit_part(self, part: Recommender, data: GlossData, name: str) -> None:
+        """A composite's part, in <run>/parts/<name>, without loggers (its val/* would mix with the composite's)."""
+        if self.saved_run is not None:
+            raise GlossError("eval.py cannot rebuild a composite model from its run folder yet; rerun it with run.py "
+                             "(its parts are refit)")
+        folder = self.run_dir / "parts" / name
+        log.info("fitting part %s (%s) in %s", name, type(part).__name__, folder)
+        Fitter(self.cfg, folder).fit(part, data)
+
+    def train(self, recommender: TrainableRecommender, data: GlossData) -> L.Trainer:
+        """Build the model for `data` and (cfg.train) fit it; returns the Trainer, whose device the model is left on."""
+        cfg = self.cfg
+        settings = training_settings(recommender.recipe, cfg)
+        L.seed_everything(cfg.seed, workers=True)
+        if self.saved_run is not None:
+            recommender.build_for(data, cfg.seed, run_dir=self.saved_run)
+            trainer = instantiate(settings["trainer"], logger=False, default_root_dir=str(self.run_dir))
+            place_for_ranking(recommender, trainer)
+            return trainer
+        recommender.build_for(data, cfg.seed)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        callbacks = []
+        if cfg.train:  # EpochSeed is not a callbacks/ node: a resumed run is the uninterrupted one whatever the list
+            callbacks = instantiate_callbacks(settings["callbacks"], self.run_dir, recommender, data, bool(self.loggers))
+            callbacks.append(EpochSeed(cfg.seed))
+        trainer: L.Trainer = instantiate(settings["trainer"], callbacks=callbacks, logger=self.loggers or False,
+                                         default_root_dir=str(self.run_dir))
+        if cfg.train:
+            if settings["datamodule"] is None:
+                raise GlossError(f"{type(recommender).__name__}: a trained model needs a DataModule "
+                                 "(model.recipe.datamodule)")
+            datamodule = instantiate(settings["datamodule"], _partial_=True)(data=data, **recommender.datamodule_inputs())
+            trainer.fit(recommender.lightning_module, datamodule=datamodule,
+                        ckpt_path=resolve_ckpt_path(cfg.ckpt_path, self.run_dir))
+            warn_if_cut_by_time(trainer)
+            load_best_weights(recommender, trainer, self.run_dir)
+            if trainer.is_global_zero:
+                recommender.save(self.run_dir)
+        place_for_ranking(recommender, trainer)
+        return trainer

@@ -2,6 +2,7 @@
 place before any work: each bad value is a GlossError naming the key and what it must be."""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from hydra.utils import get_class
@@ -43,9 +44,34 @@ def validate_config(cfg: DictConfig, trains: bool = True) -> None:
             raise GlossError(f"optimized_metric={metric}: must be val/<metric> with <metric> one of "
                              f"{', '.join(METRIC_KEYS)} (sweeps tune on validation users, never on test)")
 
+    check_datamodule_overrides(cfg)
     if val_fraction == 0 and (why := needs_validation_users(cfg, trains)) is not None:
         raise GlossError(f"dataset.val_fraction=0: must be above 0 (at most 1) here: there would be no validation "
                          f"users, and {why}")
+
+
+def trained_units(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The model nodes with a recipe: `model` itself, or a composite's `model.parts.<name>`."""
+    units = {"model": cfg.model} if cfg.model.get("recipe") is not None else {}
+    for name, part in (cfg.model.get("parts") or {}).items():
+        if part is not None and part.get("recipe") is not None:
+            units[f"model.parts.{name}"] = part
+    return units
+
+
+def check_datamodule_overrides(cfg: DictConfig) -> None:
+    """A value set in the run's `datamodule` node applies to every trained model's DataModule: each must take it."""
+    keys = [key for key, value in (cfg.get("datamodule") or {}).items() if value is not None]
+    for where, node in trained_units(cfg).items():
+        datamodule = node.recipe.get("datamodule")
+        if not keys or datamodule is None:
+            continue
+        cls = get_class(datamodule._target_)
+        params = inspect.signature(cls).parameters
+        for key in keys:
+            if key not in params:
+                raise GlossError(f"datamodule.{key}: not a setting of {cls.__name__}, the DataModule of {where} "
+                                 f"(set it for that model alone: {where}.recipe.datamodule.{key})")
 
 
 def needs_validation_users(cfg: DictConfig, trains: bool) -> str | None:

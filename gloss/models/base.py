@@ -4,19 +4,24 @@ Evaluation, sweeps and fusion only ever see this interface.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
 from gloss.data import GlossData
+from gloss.errors import GlossError
 from gloss.progress import Progress
 
 if TYPE_CHECKING:  # importing Lightning costs seconds; heuristic runs skip it
     import lightning as L
+
+    from gloss.training import Fitter
 
 
 @dataclass
@@ -31,9 +36,15 @@ class Recommender(ABC):
     name: str = "recommender"
     uses_retriever: bool = False  # True when results depend on the configured retriever
     exclude_seen: bool = False
+    recipe: dict | None = None  # how it trains: its config node's `recipe` (build_model), for gloss.training
 
     def fit(self, data: GlossData) -> None:
         """Learn from `data.split` training examples (heuristics count; trained models are a TrainableRecommender)."""
+
+    def fit_by(self, fitter: "Fitter", data: GlossData) -> "L.Trainer | None":
+        """How a run fits this kind of model (gloss.training.Fitter asks the model): a heuristic counts."""
+        self.fit(data)
+        return None
 
     @abstractmethod
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking: ...
@@ -63,7 +74,11 @@ class TrainableRecommender(Recommender):
     reloaded from its run folder, so eval.py and predict.py need nothing but that folder."""
 
     def fit(self, data: GlossData) -> None:
-        raise TypeError(f"{type(self).__name__} is trained by gloss.training.train, not fit()")
+        raise TypeError(f"{type(self).__name__} is trained by gloss.training.Fitter, not fit()")
+
+    def fit_by(self, fitter: "Fitter", data: GlossData) -> "L.Trainer":
+        """Trained with its recipe under the run's Trainer overrides (or reloaded from a saved run)."""
+        return fitter.train(self, data)
 
     @abstractmethod
     def build_for(self, data: GlossData, seed: int, run_dir: Path | None = None) -> None:
@@ -82,19 +97,44 @@ class TrainableRecommender(Recommender):
         """Write what `build_for(..., run_dir=...)` reads back (weights and the settings ranking depends on)."""
 
 
-FitPart = Callable[[Recommender, GlossData, str], None]  # (part, the data to fit it on, its name) -> fitted in place
+class PartFitter(Protocol):
+    def fit_part(self, part: Recommender, data: GlossData, name: str) -> None:
+        """Fit `part` on `data` as a run fits a model of its kind, in the folder <run>/parts/<name>."""
 
 
 class CompositeRecommender(Recommender):
-    """A recommender built from other recommenders (GLoSS+). The run fits it through `fit_with`, whose `fit_part`
-    fits each part as a run would: heuristics count, trained models train with the run's Trainer, callbacks and
-    DataModule, each in its own folder <run>/parts/<name>."""
+    """A recommender built from other recommenders (GLoSS+), its `parts`: config nodes that build_model turns into
+    factories of new, unfit parts. The run fits it through `fit_parts`, which fits each part as a run would (each with
+    its own recipe, in its own folder)."""
 
     def fit(self, data: GlossData) -> None:
-        raise TypeError(f"{type(self).__name__} is fit by the run (fit_with), not fit()")
+        raise TypeError(f"{type(self).__name__} is fit by the run (fit_parts), not fit()")
+
+    def fit_by(self, fitter: "Fitter", data: GlossData) -> None:
+        self.fit_parts(data, fitter)
+        return None
 
     @abstractmethod
-    def fit_with(self, data: GlossData, fit_part: FitPart) -> None: ...
+    def fit_parts(self, data: GlossData, fitter: PartFitter) -> None: ...
+
+
+def build_model(node: DictConfig | dict) -> Recommender:
+    """A model from its config node (conf/model/<name>.yaml as composed). Two keys are not constructor arguments: the
+    `recipe` (how it trains) is kept on the model for gloss.training, and a composite's `parts` (model nodes) are
+    passed as factories, each call a new unfit part. Interpolations are resolved against the node's root config."""
+    from hydra.utils import instantiate
+
+    settings: dict[str, Any] = (OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig)
+                                else dict(node))
+    recipe = settings.pop("recipe", None)
+    extra = {}
+    if "parts" in settings:
+        extra["parts"] = {name: functools.partial(build_model, part) for name, part in settings.pop("parts").items()}
+    model = instantiate(OmegaConf.create(settings), _partial_=True)(**extra)  # objects as they are, not merged into config
+    if not isinstance(model, Recommender):
+        raise GlossError(f"model._target_={settings.get('_target_')}: not a gloss Recommender")
+    model.recipe = recipe
+    return model
 
 
 def histories_digest(histories: Sequence[np.ndarray]) -> str:

@@ -23,17 +23,10 @@ import numpy as np
 
 from gloss.data import GlossData
 from gloss.errors import GlossError
-from gloss.models.base import CompositeRecommender, FitPart, Ranking, Recommender, histories_digest
+from gloss.models.base import CompositeRecommender, PartFitter, Ranking, Recommender, histories_digest
 from gloss.progress import Progress
 
 log = logging.getLogger(__name__)
-
-DEFAULT_RANKER = {  # conf/model/gloss_plus.yaml sets these; here only for use from Python
-    "objective": "lambdarank", "n_estimators": 1000, "learning_rate": 0.05, "num_leaves": 63,
-    "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8,
-    "lambdarank_truncation_level": 20,
-}
-
 
 @dataclass
 class Candidates:
@@ -51,28 +44,28 @@ class GlossPlus(CompositeRecommender):
     def __init__(
         self,
         sources: Sequence[str],
-        source_models: Mapping[str, Callable[[], Recommender]],  # name -> a new unfit source
-        depth: int = 50,
-        exclude_seen: bool = True,
-        refit: bool = True,
-        text_encoder=None,
-        ranker: Mapping | None = None,
-        early_stopping_rounds: int = 50,
-        ranker_holdout: float = 0.1,
-        seed: int = 42,
-        ablation: Sequence[str] = (),
+        parts: Mapping[str, Callable[[], Recommender]],  # source name -> a new unfit source (gloss.config.compose_parts)
+        depth: int,
+        exclude_seen: bool,
+        refit: bool,
+        text_encoder,
+        ranker: Mapping,
+        early_stopping_rounds: int,
+        ranker_holdout: float,
+        seed: int,
+        ablation: Sequence[str],
     ):
-        unknown = [s for s in sources if s not in source_models]
+        unknown = [s for s in sources if s not in parts]
         if not sources or unknown:
-            raise GlossError(f"model.sources={list(sources)}: each must be one of model.source_models "
-                             f"({', '.join(source_models)}){'; unknown: ' + ', '.join(unknown) if unknown else ''}")
+            raise GlossError(f"model.sources={list(sources)}: each must be a model config (model.parts: "
+                             f"{', '.join(parts)}){'; missing: ' + ', '.join(unknown) if unknown else ''}")
         if depth < 10:
             raise GlossError(f"model.depth={depth}: must be >= 10 (candidates per source)")
         self.sources = list(sources)
-        self.source_models = dict(source_models)
+        self.part_factories = dict(parts)
         self.depth, self.exclude_seen, self.refit = depth, exclude_seen, refit
         self.text_encoder = text_encoder
-        self.ranker_params = {**DEFAULT_RANKER, **dict(ranker or {})}
+        self.ranker_params = dict(ranker)
         self.early_stopping_rounds, self.ranker_holdout, self.seed = early_stopping_rounds, ranker_holdout, seed
         unknown = [a for a in ablation if a not in (*self.sources, "text")]
         if unknown:
@@ -86,10 +79,10 @@ class GlossPlus(CompositeRecommender):
         self.item_embeddings: np.ndarray | None = None
 
     # --- fitting ---------------------------------------------------------------------------------------
-    def fit_with(self, data: GlossData, fit_part: FitPart) -> None:
+    def fit_parts(self, data: GlossData, fitter: PartFitter) -> None:
         self.item_embeddings = self.embed_catalog(data)
         held = data.held_out()
-        self.held_out_parts = self.fit_parts(held, fit_part, "held_out")
+        self.held_out_parts = self.fit_sources(held, fitter, "held_out")
         self.held_out_popularity = held.training_counts()
         examples = held.split.test_examples()
         examples = examples[examples[:, 1] >= 1]  # a non-empty history to rank from
@@ -98,7 +91,7 @@ class GlossPlus(CompositeRecommender):
                  "sources)", len(examples))
         self.ranker_lists = self.source_lists(self.held_out_parts, self.ranker_histories)
         self.train_ranker()
-        self.parts = self.fit_parts(data, fit_part, "full") if self.refit else self.held_out_parts
+        self.parts = self.fit_sources(data, fitter, "full") if self.refit else self.held_out_parts
         self.popularity = data.training_counts()
 
     def without(self, removed: Sequence[str]) -> "GlossPlus":
@@ -117,12 +110,12 @@ class GlossPlus(CompositeRecommender):
         """model.ablation: one variant per entry, that source (or 'text': the text-similarity features) removed."""
         return {f"without {name}": self.without([name]) for name in self.ablation}
 
-    def fit_parts(self, data: GlossData, fit_part: FitPart, stage: str) -> dict[str, Recommender]:
+    def fit_sources(self, data: GlossData, fitter: PartFitter, stage: str) -> dict[str, Recommender]:
         parts = {}
         for name in self.sources:
-            part = self.source_models[name]()  # a new instance per stage: the held-out fit never reaches test
+            part = self.part_factories[name]()  # a new instance per stage: the held-out fit never reaches test
             log.info("GLoSS+ source %s: fitting on the %s data", name, stage)
-            fit_part(part, data, f"{stage}/{name}")
+            fitter.fit_part(part, data, f"{stage}/{name}")
             parts[name] = part
         return parts
 
