@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The test suite: set up (if needed), then pytest. Extra arguments go to pytest.
+# The test suite: set up (if needed), then pytest. Extra arguments go to pytest. Two tiers:
+#   bash scripts/test.sh                 the full suite (CI, .ci/run): every test, including the `slow` ones
+#   bash scripts/test.sh -m "not slow"   the inner loop: no run.py/eval.py/predict.py launches, multiruns or DDP
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

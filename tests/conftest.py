@@ -1,13 +1,24 @@
-"""Shared fixtures: a tiny synthetic dataset in the offline format, and the real data when present."""
+"""Shared test helpers: a tiny synthetic dataset in the offline format (`tiny_root`, and `TINY`, the overrides that
+select it), `composed()` (the Hydra config as run.py sees it), `run_cli()` (run.py, eval.py, predict.py as a user runs
+them), and the real data when present.
+
+Tiers: tests that launch a subprocess (run.py, eval.py, predict.py, multiruns, DDP) or take more than about 5 s are
+marked `slow`; `bash scripts/test.sh -m "not slow"` is the inner loop, `bash scripts/test.sh` the full suite."""
 from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
+from typing import Mapping
 
 import pytest
+from hydra import compose, initialize_config_dir
 
 REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+TINY = ["dataset=beauty", "dataset.name=tiny", "dataset.power_min_length=null"]  # conftest's tiny dataset, as overrides
 
 COLORS = ["red", "blue", "green", "black", "white", "pink", "gold", "silver"]
 KINDS = ["lipstick", "shampoo", "mascara", "serum", "lotion"]
@@ -46,3 +57,29 @@ def shared_data_dir() -> Path:
     if not (path / "amazon2014" / "beauty" / "user_sequence.txt").is_file():
         pytest.skip(f"Amazon 2014 offline data not found under {path} (set GLOSS_DATA_DIR)")
     return path
+
+
+def composed(*overrides: str):
+    """conf/config.yaml composed with `overrides`, as run.py would see it (no Hydra run folder)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def run_cli(script: str, args: list[str], data_root: Path, cache: Path, *, timeout: float = 300,
+            env: Mapping[str, str | None] | None = None, cwd: Path = REPO, background: bool = False):
+    """Run `python <REPO>/<script> <args>` (run.py, eval.py, predict.py; a multirun passes "-m" in `args`) the way a
+    user does, offline: GLOSS_DATA_DIR=data_root, GLOSS_CACHE_DIR=cache, HF_HUB_OFFLINE=1, OMP_NUM_THREADS=1,
+    WANDB_MODE=offline over the test's own environment; `env` adds to that, and a None value removes the variable.
+    Returns the CompletedProcess (text stdout/stderr), or with background=True the running Popen (pipes open)."""
+    full = {**os.environ, "GLOSS_DATA_DIR": str(data_root), "GLOSS_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    command = dict(args=[sys.executable, str(REPO / script), *args], cwd=cwd, env=full, text=True,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if background:
+        return subprocess.Popen(**command)
+    return subprocess.run(**command, timeout=timeout)

@@ -113,6 +113,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path: Path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # two fresh interpreters importing transformers: 4-9 s here
 def test_tokenizer_cache_built_by_two_processes(tmp_path: Path):
     cache = tmp_path / "cache"
     titles = [f"{c} {k} number {i}" for i, (c, k) in enumerate((c, k) for c in ["red", "blue", "gold", "pink"]

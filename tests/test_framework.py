@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
@@ -21,23 +16,10 @@ from gloss.data.sequence_datamodule import rank_share
 from gloss.experiment import run_experiment
 from gloss.models import Recommender
 from gloss.models.sasrec import SASRec
+from tests.conftest import REPO, TINY, composed, run_cli
 from tests.models.conftest import rule_data
 
-REPO = Path(__file__).resolve().parents[1]
-CONF = str(REPO / "conf")
-TINY = ["dataset=beauty", "dataset.name=tiny", "dataset.power_min_length=null"]
 MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("config", overrides=list(overrides))
-
-
-def run(script: str, args: list[str], data_root: Path, cache: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GLOSS_DATA_DIR": str(data_root), "GLOSS_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, script, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 # --- configs ---------------------------------------------------------------------------------------------------------
@@ -158,12 +140,13 @@ def test_validation_metrics_reduced_over_rank_shards_equal_one_process():
     assert reduced == pytest.approx(callback.compute())
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_trains_both_ranks_and_writes_one_result(tiny_root, tmp_path):
     args = [*TINY, "model=sasrec", "trainer.max_epochs=3", "trainer.enable_progress_bar=false", "datamodule.batch_size=32"]
-    ddp = run("run.py", [*args, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+    ddp = run_cli("run.py", [*args, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
                          f"hydra.run.dir={tmp_path / 'ddp'}"], tiny_root, tmp_path / "cache")
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    single = run("run.py", [*args, f"hydra.run.dir={tmp_path / 'one'}"], tiny_root, tmp_path / "cache")
+    single = run_cli("run.py", [*args, f"hydra.run.dir={tmp_path / 'one'}"], tiny_root, tmp_path / "cache")
     assert single.returncode == 0, single.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "ddp").glob("metrics*.json")) == ["metrics.json"]
     assert (tmp_path / "ddp" / "train_ddp_process_1.log").is_file()  # rank 1 ran (and wrote no results)
@@ -174,8 +157,9 @@ def test_ddp_on_two_cpu_processes_trains_both_ranks_and_writes_one_result(tiny_r
 
 
 # --- run folders: safety, eval.py, predict.py --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_one_epoch_override_trains_one_epoch_and_logs_progress(tiny_root, tmp_path):
-    proc = run("run.py", [*TINY, "model=sasrec", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
+    proc = run_cli("run.py", [*TINY, "model=sasrec", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
                tiny_root, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
@@ -185,77 +169,82 @@ def test_one_epoch_override_trains_one_epoch_and_logs_progress(tiny_root, tmp_pa
     assert "ranking on cpu" in log
 
 
+@pytest.mark.slow
 def test_eval_py_reproduces_a_trained_run_and_predict_py_answers(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
-    proc = run("run.py", [*TINY, "model=sasrec", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
+    proc = run_cli("run.py", [*TINY, "model=sasrec", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    again = run("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"], tiny_root, tmp_path / "c")
+    again = run_cli("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"], tiny_root, tmp_path / "c")
     assert again.returncode == 0, again.stderr[-3000:]
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, tmp_path / "eval"))
     assert first == second  # deterministic model: equal
     assert not (tmp_path / "eval" / "checkpoints").exists()  # no training
 
     items = [line.split("\t")[0] for line in (run_dir / "items.tsv").read_text().splitlines()]
-    pred = run("predict.py", [f"run_dir={run_dir}", f"history=[{items[0]},{items[1]},{items[2]}]", "k=4"], tiny_root, tmp_path / "c")
+    pred = run_cli("predict.py", [f"run_dir={run_dir}", f"history=[{items[0]},{items[1]},{items[2]}]", "k=4"], tiny_root, tmp_path / "c")
     assert pred.returncode == 0, pred.stderr[-3000:]
     answer = json.loads(pred.stdout)  # stdout holds only the JSON
     assert len(answer) == 4 and set(answer[0]) == {"asin", "title", "score"}
     assert [a["score"] for a in answer] == sorted((a["score"] for a in answer), reverse=True)
     assert len({a["asin"] for a in answer}) == 4 and {a["asin"] for a in answer} <= set(items)
     for bad in (["history=[NOPE]"], ["history=[]"]):
-        proc = run("predict.py", [f"run_dir={run_dir}", *bad], tiny_root, tmp_path / "c")
+        proc = run_cli("predict.py", [f"run_dir={run_dir}", *bad], tiny_root, tmp_path / "c")
         assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr[-2000:]
-    proc = run("predict.py", [f"run_dir={tmp_path / 'absent'}", "history=[A]"], tiny_root, tmp_path / "c")
+    proc = run_cli("predict.py", [f"run_dir={tmp_path / 'absent'}", "history=[A]"], tiny_root, tmp_path / "c")
     assert proc.returncode == 2 and "not a gloss run folder" in proc.stderr
 
 
+@pytest.mark.slow
 def test_generator_run_folder_reloads_with_its_saved_settings(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
     args = [*TINY, "model=gloss_scratch", "retriever=bm25", "debug=fast", "model.backbone.hidden_size=32",
             "model.backbone.vocab_size=300", "model.generation.batch_size=16", f"hydra.run.dir={run_dir}"]
-    proc = run("run.py", args, tiny_root, tmp_path / "c")
+    proc = run_cli("run.py", args, tiny_root, tmp_path / "c")
     assert proc.returncode == 0, proc.stderr[-3000:]
     settings = json.loads((run_dir / "generator" / "gloss_generation.json").read_text())
     assert settings["rerank"]["neighbours"] == 10
-    again = run("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"], tiny_root, tmp_path / "c")
+    again = run_cli("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"], tiny_root, tmp_path / "c")
     assert again.returncode == 0, again.stderr[-3000:]
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, tmp_path / "eval"))
     assert first["model"] == second["model"] == "gloss_scratch" and first["retriever"] == second["retriever"] == "bm25"
     assert second["n_users"] == first["n_users"] and first["overall"] == pytest.approx(second["overall"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_heuristic_run_folder_reloads_by_refit(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
-    assert run("run.py", [*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c").returncode == 0
-    again = run("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"], tiny_root, tmp_path / "c")
+    assert run_cli("run.py", [*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c").returncode == 0
+    again = run_cli("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"], tiny_root, tmp_path / "c")
     assert again.returncode == 0, again.stderr[-3000:]
     assert (run_dir / "metrics.json").read_text() == (tmp_path / "eval" / "metrics.json").read_text()
 
 
+@pytest.mark.slow
 def test_finished_run_folder_is_refused_before_any_work_and_kept_intact(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
-    assert run("run.py", [*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c").returncode == 0
+    assert run_cli("run.py", [*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c").returncode == 0
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    proc = run("run.py", [*TINY, "model=popularity", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
+    proc = run_cli("run.py", [*TINY, "model=popularity", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
     assert proc.returncode == 2 and "finished run" in proc.stderr and "Traceback" not in proc.stderr
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before  # run.log, .hydra/, results
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_first_config_and_continues(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
     args = [*TINY, "model=sasrec", f"hydra.run.dir={run_dir}"]
-    first = run("run.py", [*args, "trainer.max_epochs=1", "eval.k=-1"], tiny_root, tmp_path / "c")
+    first = run_cli("run.py", [*args, "trainer.max_epochs=1", "eval.k=-1"], tiny_root, tmp_path / "c")
     assert first.returncode == 2 and "eval.k=-1" in first.stderr  # bad key: refused before any work
     assert not (run_dir / "config_resolved.yaml").exists()
-    assert run("run.py", [*args, "trainer.max_epochs=1", "eval.max_users=5"], tiny_root, tmp_path / "c").returncode == 0
+    assert run_cli("run.py", [*args, "trainer.max_epochs=1", "eval.max_users=5"], tiny_root, tmp_path / "c").returncode == 0
     (run_dir / "metrics.json").unlink()  # as if it had died while ranking
     for name in ("per_user.jsonl", "results.md"):
         (run_dir / name).unlink()
     config = (run_dir / "config_resolved.yaml").read_text()
     hydra_config = (run_dir / ".hydra" / "config.yaml").read_text()
-    fresh = run("run.py", [*args, "trainer.max_epochs=2"], tiny_root, tmp_path / "c")
+    fresh = run_cli("run.py", [*args, "trainer.max_epochs=2"], tiny_root, tmp_path / "c")
     assert fresh.returncode == 2 and "unfinished run" in fresh.stderr
-    resumed = run("run.py", [*args, "trainer.max_epochs=2", "ckpt_path=last"], tiny_root, tmp_path / "c")
+    resumed = run_cli("run.py", [*args, "trainer.max_epochs=2", "ckpt_path=last"], tiny_root, tmp_path / "c")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (run_dir / "config_resolved.yaml").read_text() == config
     assert (run_dir / ".hydra" / "config.yaml").read_text() == hydra_config
@@ -264,11 +253,12 @@ def test_resume_keeps_the_first_config_and_continues(tiny_root, tmp_path):
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_sweeps_may_only_optimize_a_validation_metric(tiny_root, tmp_path):
-    proc = run("run.py", [*TINY, "model=cooc", "optimized_metric=test/ndcg@5", f"hydra.run.dir={tmp_path / 'a'}"],
+    proc = run_cli("run.py", [*TINY, "model=cooc", "optimized_metric=test/ndcg@5", f"hydra.run.dir={tmp_path / 'a'}"],
                tiny_root, tmp_path / "c")
     assert proc.returncode == 2 and "never on test" in proc.stderr
-    proc = run("run.py", [*TINY, "model=cooc", "optimized_metric=val/ndcg@5", "eval.max_users=20",
+    proc = run_cli("run.py", [*TINY, "model=cooc", "optimized_metric=val/ndcg@5", "eval.max_users=20",
                           f"hydra.run.dir={tmp_path / 'b'}"], tiny_root, tmp_path / "c")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "b" / "metrics_val.json").read_text())["split"] == "val"

@@ -1,27 +1,20 @@
 """End-to-end: run.py through Hydra on the tiny dataset; output files, schema, and user-facing errors."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+
+from tests.conftest import TINY, run_cli
 
 
-def run(args: list[str], data_root: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GLOSS_DATA_DIR": str(data_root), "GLOSS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "run.py", *args, f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
+def run(args: list[str], data_root: Path, tmp_path: Path):
+    """run.py into tmp_path/run, caching under tmp_path/cache."""
+    return run_cli("run.py", [*args, f"hydra.run.dir={tmp_path / 'run'}"], data_root, tmp_path / "cache")
 
 
-def tiny_dataset_args() -> list[str]:
-    return ["dataset=beauty", "dataset.name=tiny", "dataset.power_min_length=null"]
-
-
+@pytest.mark.slow
 def test_cooc_run_writes_results(tiny_root: Path, tmp_path: Path):
-    proc = run([*tiny_dataset_args(), "model=cooc", "model.exclude_seen=true"], tiny_root, tmp_path)
+    proc = run([*TINY, "model=cooc", "model.exclude_seen=true"], tiny_root, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "run"
     metrics = json.loads((out / "metrics.json").read_text())
@@ -36,12 +29,14 @@ def test_cooc_run_writes_results(tiny_root: Path, tmp_path: Path):
     assert "| all | 60 |" in proc.stdout
 
 
+@pytest.mark.slow
 def test_lis_bm25_run_records_retriever(tiny_root: Path, tmp_path: Path):
-    proc = run([*tiny_dataset_args(), "model=lis", "retriever=bm25"], tiny_root, tmp_path)
+    proc = run([*TINY, "model=lis", "retriever=bm25"], tiny_root, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["retriever"] == "bm25"
 
 
+@pytest.mark.slow
 def test_missing_data_is_one_clear_line(tmp_path: Path):
     proc = run(["model=cooc"], tmp_path / "absent", tmp_path)
     assert proc.returncode == 2
@@ -49,12 +44,13 @@ def test_missing_data_is_one_clear_line(tmp_path: Path):
     assert "GLOSS_DATA_DIR" in proc.stderr
 
 
+@pytest.mark.slow
 def test_malformed_file_names_file_and_line(tiny_root: Path, tmp_path: Path):
     seq = tiny_root / "amazon2014" / "tiny" / "user_sequence.txt"
     seq.write_text(seq.read_text() + "ORPHAN\n")
-    proc = run([*tiny_dataset_args(), "model=cooc"], tiny_root, tmp_path)
+    proc = run([*TINY, "model=cooc"], tiny_root, tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{seq}:61:" in proc.stderr
-    lenient = run([*tiny_dataset_args(), "model=cooc", "dataset.strict=false"], tiny_root, tmp_path / "lenient")
+    lenient = run([*TINY, "model=cooc", "dataset.strict=false"], tiny_root, tmp_path / "lenient")
     assert lenient.returncode == 0, lenient.stderr[-2000:]
     assert "skipped 1 malformed line" in (tmp_path / "lenient" / "run" / "run.log").read_text()

@@ -3,25 +3,20 @@ metric, and the launchers (conf/hydra/launcher/) give one complete run folder pe
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["dataset=beauty", "dataset.name=tiny", "dataset.power_min_length=null"]
+from tests.conftest import TINY, run_cli
+
+pytestmark = pytest.mark.slow  # every test here is a multirun of run.py
 
 
-def multirun(args: list[str], data_root: Path, tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GLOSS_DATA_DIR": str(data_root), "GLOSS_CACHE_DIR": str(tmp_path / "cache"),
-           "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "run.py", "-m", *TINY, *args, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
-    )
+def multirun(args: list[str], data_root: Path, tmp_path: Path, timeout: int = 600):
+    """`run.py -m` on the tiny dataset into tmp_path/sweep, caching under tmp_path/cache."""
+    return run_cli("run.py", ["-m", *TINY, *args, f"hydra.sweep.dir={tmp_path / 'sweep'}"], data_root,
+                   tmp_path / "cache", timeout=timeout)
 
 
 def job_dirs(sweep: Path) -> list[Path]:

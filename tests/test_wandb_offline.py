@@ -4,22 +4,18 @@ Tiny synthetic data, no network."""
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from gloss.experiment import run_experiment
 from gloss.models.base import ScoringRecommender, TrainableRecommender
+from tests.conftest import REPO, TINY, composed, run_cli
 
-REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -38,11 +34,13 @@ def tiny(tiny_root: Path, tmp_path: Path) -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_folder(tiny: dict, tmp_path: Path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "run.py", "dataset=beauty", "dataset.name=tiny", "dataset.power_min_length=null",
-           "model=lis", "retriever=bm25", "logger=wandb", f"hydra.run.dir={run_dir}"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=REPO, env=tiny, capture_output=True, text=True, timeout=120)
+    args = [*TINY, "model=lis", "retriever=bm25", "logger=wandb", f"hydra.run.dir={run_dir}"]
+    unset = {k: None for k in [*os.environ, "WANDB_MODE"] if k.startswith("WANDB_")}  # only the fixture's WANDB_*:
+    proc = run_cli("run.py", args, tiny["GLOSS_DATA_DIR"], tiny["GLOSS_CACHE_DIR"], timeout=120,  # the config's
+                   env={**unset, **tiny})  # default mode must hold
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     offline = list((run_dir / "wandb").glob("offline-run-*"))
@@ -107,11 +105,10 @@ class ItemLogits(L.LightningModule):
 
 def test_trained_model_logs_curves_and_results_to_wandb_and_csv(tiny: dict, tmp_path: Path):
     logger = OmegaConf.create({"wandb": OmegaConf.load(REPO / "conf/logger/wandb.yaml"), "csv": OmegaConf.load(REPO / "conf/logger/csv.yaml")})
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        overrides = [f"paths.data_dir={tiny['GLOSS_DATA_DIR']}", f"paths.cache_dir={tiny['GLOSS_CACHE_DIR']}", "dataset.name=tiny"]
-        cfg = compose("config", overrides=overrides + ["model_name=trained_pop", "eval.val=true", "logger=none",
-                                                       "model=cooc", "callbacks=none", "+trainer.max_steps=4", "trainer.log_every_n_steps=1",
-                                                       "+trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false"])
+    overrides = [f"paths.data_dir={tiny['GLOSS_DATA_DIR']}", f"paths.cache_dir={tiny['GLOSS_CACHE_DIR']}", "dataset.name=tiny"]
+    cfg = composed(*overrides, "model_name=trained_pop", "eval.val=true", "logger=none",
+                   "model=cooc", "callbacks=none", "+trainer.max_steps=4", "trainer.log_every_n_steps=1",
+                   "+trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false")
     with open_dict(cfg):
         cfg.model = {"_target_": f"{__name__}.TrainedPopularity"}
         cfg.datamodule = {"_target_": f"{__name__}.TrainTargets", "batch_size": 8}

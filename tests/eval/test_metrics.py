@@ -12,6 +12,7 @@ def random_rankings(n_users=300, n_items=50, k=20, seed=0):
     return items, targets
 
 
+@pytest.mark.slow  # ranx compiles its metrics with numba on first use (~20 s)
 def test_matches_ranx():
     items, targets = random_rankings()
     qrels = Qrels({f"u{u}": {f"i{t}": 1} for u, t in enumerate(targets)})

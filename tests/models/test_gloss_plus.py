@@ -16,8 +16,8 @@ from gloss.models.base import Ranking, Recommender
 from gloss.models.cooc import CoOccurrence
 from gloss.models.gloss_plus import GlossPlus
 from gloss.models.popularity import Popularity
+from tests.conftest import TINY, run_cli
 from tests.models.conftest import rule_data
-from tests.test_run import run, tiny_dataset_args
 
 
 def fit(model: GlossPlus, data: GlossData) -> GlossPlus:
@@ -92,11 +92,12 @@ def test_unknown_source_or_ablation_is_refused():
         GlossPlus(["cooc"], {"cooc": CoOccurrence}, ablation=["popularity"])
 
 
+@pytest.mark.slow
 def test_gloss_plus_run_trains_its_sources_and_writes_the_ablation(tiny_root: Path, tmp_path: Path):
-    args = [*tiny_dataset_args(), "model=gloss_plus", "retriever=bm25", "model.sources=[sasrec,cooc,lis]",
+    args = [*TINY, "model=gloss_plus", "retriever=bm25", "model.sources=[sasrec,cooc,lis]",
             "model.source_models.sasrec.hidden=16", "trainer.max_epochs=1", "eval.val=true",
             "model.ablation=[sasrec]", "model.ranker.n_estimators=20", "model.early_stopping_rounds=0"]
-    proc = run(args, tiny_root, tmp_path)
+    proc = run_cli("run.py", [*args, f"hydra.run.dir={tmp_path / 'run'}"], tiny_root, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "run"
     for stage in ("held_out", "full"):
@@ -106,20 +107,22 @@ def test_gloss_plus_run_trains_its_sources_and_writes_the_ablation(tiny_root: Pa
     metrics = json.loads((out / "metrics.json").read_text())
     assert ablation["(full model)"]["test"]["overall"] == metrics["overall"] and metrics["model"] == "gloss_plus"
     assert (out / "metrics.json").stat().st_mtime_ns >= (out / "ablation.json").stat().st_mtime_ns
-    bad = run([*tiny_dataset_args(), "model=gloss_plus", "model.sources=[cooc,nope]"], tiny_root, tmp_path / "bad")
+    bad = run_cli("run.py", [*TINY, "model=gloss_plus", "model.sources=[cooc,nope]", f"hydra.run.dir={tmp_path / 'bad' / 'run'}"],
+                  tiny_root, tmp_path / "bad" / "cache")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "model.sources" in bad.stderr
 
 
+@pytest.mark.slow
 def test_the_generator_is_a_source_trained_with_its_own_recipe_on_the_held_out_cut(tiny_root: Path, tmp_path: Path):
     """model.sources=[gloss_scratch, ...]: the generator trains in parts/<stage>/gloss_scratch with the prompt DataModule
     and its recipe's epochs (source_recipes.gloss_scratch), while the run's Trainer and DataModule stay the ID models'."""
     gen = "model.source_models.gloss_scratch"
-    args = [*tiny_dataset_args(), "model=gloss_plus", "retriever=bm25", "model.sources=[gloss_scratch,cooc]",
+    args = [*TINY, "model=gloss_plus", "retriever=bm25", "model.sources=[gloss_scratch,cooc]",
             "model.refit=false", f"{gen}.backbone.hidden_size=32", f"{gen}.backbone.vocab_size=300",
             f"{gen}.generation.batch_size=16", "source_recipes.gloss_scratch.trainer.max_epochs=2",
             "source_recipes.gloss_scratch.callbacks.ranking_eval.max_users=20", "model.ablation=[gloss_scratch]",
             "model.ranker.n_estimators=20", "model.early_stopping_rounds=0"]
-    proc = run(args, tiny_root, tmp_path)
+    proc = run_cli("run.py", [*args, f"hydra.run.dir={tmp_path / 'run'}"], tiny_root, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "run"
     part = out / "parts" / "held_out" / "gloss_scratch"

@@ -6,36 +6,24 @@ import gzip
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from gloss.data import load_dataset
 from gloss.data.readers import read_offline, read_official
 from gloss.errors import DataFormatError, GlossError
 from gloss.retrieval.dense import DenseRetriever
-
-REPO = Path(__file__).resolve().parents[2]
-TINY = ["dataset=beauty", "dataset.name=tiny", "dataset.power_min_length=null"]
+from tests.conftest import TINY, composed, run_cli
 
 
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=[*TINY, *overrides])
+def run_tiny(args: list[str], data_root: Path, tmp_path: Path):
+    """run.py on the tiny dataset into tmp_path/run, caching under tmp_path/cache."""
+    return run_cli("run.py", [*TINY, *args, f"hydra.run.dir={tmp_path / 'run'}"], data_root, tmp_path / "cache")
 
 
-def run_cli(args: list[str], data_root: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GLOSS_DATA_DIR": str(data_root), "GLOSS_CACHE_DIR": str(tmp_path / "cache"),
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "run.py", *TINY, *args, f"hydra.run.dir={tmp_path / 'run'}"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-
-
-def assert_refused_before_work(proc: subprocess.CompletedProcess, run_dir: Path, *needles: str) -> None:
+def assert_refused_before_work(proc, run_dir: Path, *needles: str) -> None:
     """Exit 2, one stderr line naming the key, and nothing loaded, built or trained."""
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
@@ -169,10 +157,11 @@ def test_non_utf8_official_files(tmp_path: Path):
     assert raw.sequences == {"u1": ["a"]} and raw.skipped["reviews_Beauty_5.json.gz"] == 1
 
 
+@pytest.mark.slow
 def test_non_utf8_through_the_cli_is_one_line(tiny_root: Path, tmp_path: Path):
     path = tiny_root / "amazon2014" / "tiny" / "item_titles.tsv"
     path.write_bytes(path.read_bytes() + b"B77777\t\xc3\x28 broken\n")
-    proc = run_cli(["model=popularity"], tiny_root, tmp_path)
+    proc = run_tiny(["model=popularity"], tiny_root, tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and f"{path}:43: " in proc.stderr
 
@@ -246,7 +235,7 @@ BAD_SETTINGS = [
 def test_bad_setting_is_refused_naming_the_key_and_the_allowed_range(override: str, key: str):
     from gloss.validation import validate_config
 
-    cfg = composed("model=cooc", override)
+    cfg = composed(*TINY, "model=cooc", override)
     with pytest.raises(GlossError) as e:
         validate_config(cfg)
     assert str(e.value).startswith(f"{key}=") and "must be" in str(e.value) and "\n" not in str(e.value)
@@ -261,7 +250,7 @@ def test_no_validation_users_is_refused_where_they_are_needed(overrides: list[st
     from gloss.validation import validate_config
 
     with pytest.raises(GlossError, match=r"^dataset.val_fraction=0"):
-        validate_config(composed(*overrides))
+        validate_config(composed(*TINY, *overrides))
 
 
 @pytest.mark.parametrize("overrides", [
@@ -273,19 +262,22 @@ def test_no_validation_users_is_refused_where_they_are_needed(overrides: list[st
 def test_good_settings_pass(overrides: list[str]):
     from gloss.validation import validate_config
 
-    validate_config(composed(*overrides))
+    validate_config(composed(*TINY, *overrides))
 
 
+@pytest.mark.slow
 def test_val_fraction_out_of_range_exits_2_before_any_work(tiny_root: Path, tmp_path: Path):
-    proc = run_cli(["model=sasrec", "dataset.val_fraction=1.5"], tiny_root, tmp_path)
+    proc = run_tiny(["model=sasrec", "dataset.val_fraction=1.5"], tiny_root, tmp_path)
     assert_refused_before_work(proc, tmp_path / "run", "dataset.val_fraction=1.5", "0")
 
 
+@pytest.mark.slow
 def test_trained_model_without_validation_users_exits_2_before_training(tiny_root: Path, tmp_path: Path):
-    proc = run_cli(["model=sasrec", "trainer.max_epochs=1", "dataset.val_fraction=0"], tiny_root, tmp_path)
+    proc = run_tiny(["model=sasrec", "trainer.max_epochs=1", "dataset.val_fraction=0"], tiny_root, tmp_path)
     assert_refused_before_work(proc, tmp_path / "run", "dataset.val_fraction=0")
 
 
+@pytest.mark.slow
 def test_eval_k_abc_exits_2_before_any_work(tiny_root: Path, tmp_path: Path):
-    proc = run_cli(["model=cooc", "eval.k=abc"], tiny_root, tmp_path)
+    proc = run_tiny(["model=cooc", "eval.k=abc"], tiny_root, tmp_path)
     assert_refused_before_work(proc, tmp_path / "run", "eval.k='abc'", ">= 10")

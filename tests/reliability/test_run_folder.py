@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
 import re
 import socket
 import signal
@@ -15,32 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import gloss.eval.outputs
 from gloss.errors import GlossError, user_error
 from gloss.experiment import run_experiment
-
-REPO = Path(__file__).resolve().parents[2]
-TINY = ["dataset=beauty", "dataset.name=tiny", "dataset.power_min_length=null"]
+from tests.conftest import TINY, composed, run_cli
 
 
-def composed(data_root: Path, cache: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=[*TINY, f"paths.data_dir={data_root}", f"paths.cache_dir={cache}",
-                                            *overrides])
-
-
-def command(args: list[str], data_root: Path, cache: Path, cwd: Path) -> dict:
-    env = {**os.environ, "GLOSS_DATA_DIR": str(data_root), "GLOSS_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
-    return dict(args=[sys.executable, str(REPO / "run.py"), *args], cwd=cwd, env=env, text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def run_py(args: list[str], data_root: Path, cache: Path, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(**command(args, data_root, cache, cwd), timeout=300)
+def tiny_cfg(data_root: Path, cache: Path, *overrides: str):
+    """The config of a run on the tiny dataset under data_root, caching under cache."""
+    return composed(*TINY, f"paths.data_dir={data_root}", f"paths.cache_dir={cache}", *overrides)
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -53,13 +37,14 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
 
 
 # --- item 1: one claim before any write --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_second_run_into_a_finished_folder_is_refused_before_writing_anything(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
-    first = run_py([*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
+    first = run_cli("run.py", [*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
     assert first.returncode == 0, first.stderr[-2000:]
     assert not (run_dir / "run.lock").exists()  # released at the end
     before = snapshot(run_dir)
-    proc = run_py([*TINY, "model=popularity", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
+    proc = run_cli("run.py", [*TINY, "model=popularity", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
     assert proc.returncode == 2
     assert len(error_lines(proc)) == 1 and "finished run" in error_lines(proc)[0]
     assert snapshot(run_dir) == before  # not a byte: no .hydra/<time>/, nothing appended to run.log
@@ -79,21 +64,22 @@ def test_a_folder_another_run_holds_is_refused_untouched(tiny_root, tmp_path, mo
         if host == "this":
             fcntl.flock(other_run, fcntl.LOCK_EX)
         with pytest.raises(GlossError, match="in use by pid 4321"):
-            run_experiment(composed(tiny_root, tmp_path / "c", "model=cooc"), run_dir)
+            run_experiment(tiny_cfg(tiny_root, tmp_path / "c", "model=cooc"), run_dir)
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.slow
 def test_a_run_in_progress_holds_its_folder_against_a_second_run(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
-    first = subprocess.Popen(**command([*TINY, "model=sasrec", "trainer.max_epochs=100000", "trainer.max_time=00:00:05:00",
-                                        "callbacks.early_stopping=null", f"hydra.run.dir={run_dir}"],
-                                       tiny_root, tmp_path / "c", REPO))
+    first = run_cli("run.py", [*TINY, "model=sasrec", "trainer.max_epochs=100000", "trainer.max_time=00:00:05:00",
+                               "callbacks.early_stopping=null", f"hydra.run.dir={run_dir}"],
+                    tiny_root, tmp_path / "c", background=True)
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "checkpoints").exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)  # training: the folder is claimed
         assert json.loads((run_dir / "run.lock").read_text())["pid"] == first.pid
-        second = run_py([*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
+        second = run_cli("run.py", [*TINY, "model=cooc", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c")
         assert second.returncode == 2 and first.poll() is None
         assert len(error_lines(second)) == 1 and f"in use by pid {first.pid}" in error_lines(second)[0]
     finally:
@@ -109,13 +95,14 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tiny_root, 
     run_dir.mkdir()
     (run_dir / "run.lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
     with caplog.at_level(logging.WARNING, logger="gloss"):
-        run_experiment(composed(tiny_root, tmp_path / "c", "model=cooc"), run_dir)
+        run_experiment(tiny_cfg(tiny_root, tmp_path / "c", "model=cooc"), run_dir)
     assert f"stale run.lock of pid {dead.pid}" in caplog.text
     assert (run_dir / "metrics.json").is_file() and not (run_dir / "run.lock").exists()
 
 
+@pytest.mark.slow
 def test_two_multiruns_started_together_get_their_own_sweep_folders(tiny_root, tmp_path):
-    procs = [subprocess.Popen(**command(["-m", *TINY, f"model={m}"], tiny_root, tmp_path / "c", tmp_path))
+    procs = [run_cli("run.py", ["-m", *TINY, f"model={m}"], tiny_root, tmp_path / "c", cwd=tmp_path, background=True)
              for m in ("cooc", "popularity")]
     for proc in procs:
         _, stderr = proc.communicate(timeout=300)
@@ -133,7 +120,7 @@ def test_two_multiruns_started_together_get_their_own_sweep_folders(tiny_root, t
 # --- item 3: an interrupted write never looks finished -------------------------------------------------------------
 def test_an_interrupted_output_write_leaves_no_metrics_and_the_folder_can_be_finished(tiny_root, tmp_path, monkeypatch):
     monkeypatch.setenv("GLOSS_CACHE_DIR", str(tmp_path / "c"))
-    cfg = composed(tiny_root, tmp_path / "c", "model=cooc", "eval.val=true")
+    cfg = tiny_cfg(tiny_root, tmp_path / "c", "model=cooc", "eval.val=true")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
 
@@ -154,8 +141,9 @@ def test_an_interrupted_output_write_leaves_no_metrics_and_the_folder_can_be_fin
 
 
 # --- item 13: folder names, a failed data load, the validation table ---------------------------------------------
+@pytest.mark.slow
 def test_run_folder_is_named_after_dataset_name_and_results_md_has_val_and_test(tiny_root, tmp_path):
-    proc = run_py([*TINY, "model=cooc", "eval.val=true"], tiny_root, tmp_path / "c", cwd=tmp_path)
+    proc = run_cli("run.py", [*TINY, "model=cooc", "eval.val=true"], tiny_root, tmp_path / "c", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = list((tmp_path / "outputs" / "runs").glob("*/*/*"))
     assert [r.relative_to(tmp_path / "outputs" / "runs").parts[:2] for r in runs] == [("tiny", "cooc")]
@@ -169,26 +157,27 @@ def test_a_run_that_fails_loading_data_says_so_and_its_folder_takes_a_new_run(ti
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     with caplog.at_level(logging.WARNING, logger="gloss"), pytest.raises(Exception) as failure:
-        run_experiment(composed(tmp_path / "absent", tmp_path / "c", "model=cooc"), run_dir)
+        run_experiment(tiny_cfg(tmp_path / "absent", tmp_path / "c", "model=cooc"), run_dir)
     assert "GLOSS_DATA_DIR" in str(user_error(failure.value))
     assert f"{run_dir}: stopped before any result or checkpoint: nothing to resume" in caplog.text
-    run_experiment(composed(tiny_root, tmp_path / "c", "model=cooc"), run_dir)
+    run_experiment(tiny_cfg(tiny_root, tmp_path / "c", "model=cooc"), run_dir)
     assert (run_dir / "metrics.json").is_file()
 
 
 # --- item 14: epochs bound the default; a max_time cut is loud ---------------------------------------------------
 def test_the_generator_default_is_bounded_by_epochs_only(tmp_path):
-    cfg = composed(tmp_path, tmp_path, "model=gloss_scratch")
+    cfg = tiny_cfg(tmp_path, tmp_path, "model=gloss_scratch")
     assert cfg.trainer.max_time is None and cfg.trainer.max_epochs == 9  # beauty: conf/tuned/gloss_scratch_beauty.yaml
-    guarded = composed(tmp_path, tmp_path, "model=gloss_scratch", "trainer.max_time=00:01:00:00")
+    guarded = tiny_cfg(tmp_path, tmp_path, "model=gloss_scratch", "trainer.max_time=00:01:00:00")
     assert guarded.trainer.max_time == "00:01:00:00"  # still available as an optional budget guard
 
 
+@pytest.mark.slow
 def test_a_max_time_cut_is_a_warning_in_run_log_and_recorded_in_metrics(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_py([*TINY, "model=sasrec", "trainer.max_epochs=1000", "trainer.max_time=00:00:00:02",
-                   "callbacks.early_stopping=null", "eval.max_users=10", f"hydra.run.dir={run_dir}"],
-                  tiny_root, tmp_path / "c")
+    proc = run_cli("run.py", [*TINY, "model=sasrec", "trainer.max_epochs=1000", "trainer.max_time=00:00:00:02",
+                              "callbacks.early_stopping=null", "eval.max_users=10", f"hydra.run.dir={run_dir}"],
+                   tiny_root, tmp_path / "c")
     assert proc.returncode == 0, proc.stderr[-2000:]
     training = json.loads((run_dir / "metrics.json").read_text())["training"]
     assert training["cut_by_time"] is True and training["max_epochs"] == 1000 and training["epochs_completed"] < 1000
@@ -200,20 +189,21 @@ def test_a_training_within_its_epochs_is_recorded_as_not_cut(tiny_root, tmp_path
     monkeypatch.setenv("GLOSS_CACHE_DIR", str(tmp_path / "c"))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    cfg = composed(tiny_root, tmp_path / "c", "model=sasrec", "trainer.max_epochs=1", "trainer.max_time=00:01:00:00",
+    cfg = tiny_cfg(tiny_root, tmp_path / "c", "model=sasrec", "trainer.max_epochs=1", "trainer.max_time=00:01:00:00",
                    "trainer.enable_progress_bar=false", "eval.max_users=10")
     run_experiment(cfg, run_dir)
     training = json.loads((run_dir / "metrics.json").read_text())["training"]
     assert training == {"epochs_completed": 1, "max_epochs": 1, "cut_by_time": False}
 
 
+@pytest.mark.slow
 def test_a_run_stopped_by_sigterm_exits_143_not_0_and_can_be_resumed(tiny_root, tmp_path):
     """Lightning turns SIGTERM (a scheduler's preemption, `kill`) into a graceful stop whose SystemExit carries no code,
     so the run exited 0 without results: a job script would take it for a finished run."""
     run_dir = tmp_path / "run"
     args = [*TINY, "model=sasrec", "trainer.max_epochs=100000", "callbacks.early_stopping=null",
             f"hydra.run.dir={run_dir}"]
-    first = subprocess.Popen(**command(args, tiny_root, tmp_path / "c", REPO))
+    first = run_cli("run.py", args, tiny_root, tmp_path / "c", background=True)
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "checkpoints" / "last.ckpt").exists() and first.poll() is None and time.monotonic() < deadline:

@@ -49,6 +49,7 @@ def test_dense_embeddings_are_cached_by_content(dense: DenseRetriever):
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
 
 
+@pytest.mark.slow  # two fresh interpreters importing gloss, bm25s and JAX
 def test_bm25s_and_faiss_load_only_when_used_and_jax_stays_off_the_gpu():
     """bm25s imports JAX (when installed) and runs a JAX op at import: on a GPU machine that pre-allocates 75 % of the
     GPU's memory, and an LLaMA run then fails with out-of-memory. gloss imports bm25s only when a BM25 index is built,
