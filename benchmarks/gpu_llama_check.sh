@@ -16,6 +16,6 @@ DIR=${CHECK_DIR:-outputs/gpu_check}/$SIZE
 [ -f "$DIR/model/config.json" ] || $PY benchmarks/random_llama.py --size "$SIZE" --out "$DIR/model" \
   --data-dir "${GLOSS_DATA_DIR:-../shared/data}"
 $PY run.py dataset=beauty model="$MODEL" model.backbone.pretrained="$DIR/model" trainer="$TRAINER" retriever=bm25 \
-  trainer.max_epochs=1 +trainer.limit_train_batches="$BATCHES" callbacks.ranking_eval.max_users="$VAL_USERS" \
+  trainer.max_epochs=1 trainer.limit_train_batches="$BATCHES" callbacks.ranking_eval.max_users="$VAL_USERS" \
   eval.max_users="$USERS" model.generation.batch_size="$GEN_BATCH" hydra.run.dir="$DIR/run_$(date +%H%M%S)" "$@"
 grep -hE "trainable parameters|gloss.train|ranking on|ranked|generate:" "$(ls -d "$DIR"/run_* | tail -n 1)/run.log"

@@ -107,11 +107,11 @@ def test_trained_model_logs_curves_and_results_to_wandb_and_csv(tiny: dict, tmp_
     logger = OmegaConf.create({"wandb": OmegaConf.load(REPO / "conf/logger/wandb.yaml"), "csv": OmegaConf.load(REPO / "conf/logger/csv.yaml")})
     overrides = [f"paths.data_dir={tiny['GLOSS_DATA_DIR']}", f"paths.cache_dir={tiny['GLOSS_CACHE_DIR']}", "dataset.name=tiny"]
     cfg = composed(*overrides, "model_name=trained_pop", "eval.val=true", "logger=none",
-                   "model=cooc", "callbacks=none", "+trainer.max_steps=4", "trainer.log_every_n_steps=1",
+                   "model=cooc", "callbacks=none", "trainer.max_steps=4", "trainer.log_every_n_steps=1",
                    "+trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false")
     with open_dict(cfg):
-        cfg.model = {"_target_": f"{__name__}.TrainedPopularity"}
-        cfg.datamodule = {"_target_": f"{__name__}.TrainTargets", "batch_size": 8}
+        cfg.model = {"_target_": f"{__name__}.TrainedPopularity",
+                     "recipe": {"datamodule": {"_target_": f"{__name__}.TrainTargets", "batch_size": 8}}}
     cfg.logger = logger  # a mapping of logger nodes: both trackers at once
     run_dir = tmp_path / "run"
     run_dir.mkdir()  # Hydra creates the run folder before the job starts

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 import gloss.eval.outputs
 from gloss.errors import GlossError, user_error
 from gloss.experiment import run_experiment
+from gloss.training import training_settings
 from tests.conftest import TINY, composed, run_cli
 
 
@@ -166,10 +167,14 @@ def test_a_run_that_fails_loading_data_says_so_and_its_folder_takes_a_new_run(ti
 
 # --- item 14: epochs bound the default; a max_time cut is loud ---------------------------------------------------
 def test_the_generator_default_is_bounded_by_epochs_only(tmp_path):
-    cfg = tiny_cfg(tmp_path, tmp_path, "model=gloss_scratch")
-    assert cfg.trainer.max_time is None and cfg.trainer.max_epochs == 9  # beauty: conf/tuned/gloss_scratch_beauty.yaml
-    guarded = tiny_cfg(tmp_path, tmp_path, "model=gloss_scratch", "trainer.max_time=00:01:00:00")
-    assert guarded.trainer.max_time == "00:01:00:00"  # still available as an optional budget guard
+    def trainer(*overrides):
+        cfg = tiny_cfg(tmp_path, tmp_path, "model=gloss_scratch", *overrides)
+        return training_settings(OmegaConf.to_container(cfg.model.recipe, resolve=True), cfg)["trainer"]
+
+    default = trainer()
+    assert default.get("max_time") is None and default["max_epochs"] == 9  # beauty: conf/tuned/gloss_scratch_beauty.yaml
+    guarded = trainer("trainer.max_time=00:01:00:00")
+    assert guarded["max_time"] == "00:01:00:00"  # still available as an optional budget guard
 
 
 @pytest.mark.slow
