@@ -130,3 +130,26 @@ def test_configs_are_self_contained():
                            capture_output=True, text=True).stdout
     assert found == ""
     assert not (CONF / "source").exists()
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_config_builds_its_model(name):
+    """A pinned row must stay runnable: a misspelt or renamed key in conf/experiment/ fails here, not after training."""
+    cfg = composed(f"experiment={name}", *PATHS)
+    compose_parts(cfg)
+    assert isinstance(build_model(cfg.model), Recommender)
+
+
+def test_per_dataset_choices_apply_to_their_model_and_dataset_only_and_overrides_win():
+    def generator(dataset, *overrides):
+        cfg = composed(f"dataset={dataset}", *overrides, *PATHS)
+        return cfg.model, training_settings(OmegaConf.to_container(cfg.model.recipe, resolve=True), cfg)["trainer"]
+
+    assert [generator(d)[1]["max_epochs"] for d in ("beauty", "toys", "sports")] == [9, 8, 4]
+    assert [generator(d)[0].backbone.item_start_epoch for d in ("beauty", "toys", "sports")] == [4, 4, 2]
+    assert [generator(d)[0].rerank.collaborative_weight for d in ("beauty", "toys", "sports")] == [32, 4, 16]
+    assert generator("toys", "trainer.max_epochs=3")[1]["max_epochs"] == 3
+    assert generator("toys", "model=sasrec")[1]["max_epochs"] == 200
+    datasets = {p.stem for p in (CONF / "dataset").glob("*.yaml")}
+    for path in (CONF / "tuned").glob("*.yaml"):  # `optional` in the defaults: a misnamed file is never read
+        assert any(path.stem == f"{m}_{d}" for m in MODELS for d in datasets), f"{path.name}: not <model>_<dataset>"

@@ -1,91 +1,19 @@
-"""The experiment framework's shape: configs compose and override as documented, ranking runs on the Trainer's
-device, DDP writes one result, a run folder is reusable (eval.py, predict.py), and nothing is overwritten."""
+"""The experiment framework's shape: ranking runs on the Trainer's device, DDP writes one result, a run folder is
+reusable (eval.py, predict.py), and nothing is overwritten. How configs compose: tests/test_config.py."""
 from __future__ import annotations
 
-import inspect
 import json
 
 import numpy as np
 import pytest
 import torch
-from hydra.utils import get_class, instantiate
-from omegaconf import OmegaConf
 
 from gloss.callbacks.ranking_eval import RankingEvalCallback
 from gloss.data.sequence_datamodule import rank_share
 from gloss.experiment import run_experiment
-from gloss.models import Recommender
 from gloss.models.sasrec import SASRec
 from tests.conftest import REPO, TINY, composed, run_cli
 from tests.models.conftest import rule_data
-
-MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
-
-
-# --- configs ---------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", MODELS)
-def test_every_model_config_composes_and_its_class_defaults_equal_the_yaml(name, tmp_path):
-    extra = ["model.path=x"] if name == "precomputed" else []
-    cfg = composed(f"model={name}", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path}", *extra)
-    node = OmegaConf.to_container(cfg.model, resolve=False)
-    cls = get_class(node.pop("_target_"))
-    defaults = {}
-    for klass in reversed(cls.__mro__):  # subclass defaults win (ID models pass **kwargs up)
-        if "__init__" in vars(klass):
-            defaults.update({k: p.default for k, p in inspect.signature(klass.__init__).parameters.items()
-                             if p.default is not inspect.Parameter.empty})
-    params = set(defaults) | {k for k in inspect.signature(cls.__init__).parameters}
-    for base in cls.__mro__:
-        if "__init__" in vars(base):
-            params |= set(inspect.signature(base.__init__).parameters)
-    for key, value in node.items():
-        assert key in params, f"model={name}: {key} is not an argument of {cls.__name__}"
-        if key in defaults and not isinstance(value, (dict, list)) and not (isinstance(value, str) and "${" in value):
-            assert defaults[key] == value, f"model={name}: {cls.__name__}({key}={defaults[key]!r}) but the YAML says {value!r}"
-    assert isinstance(instantiate(cfg.model), Recommender)
-    if cfg.get("datamodule") is not None:  # trained models: the recipe's DataModule takes the keys it is given
-        dm = OmegaConf.to_container(cfg.datamodule, resolve=False)
-        dm_params = inspect.signature(get_class(dm.pop("_target_")).__init__).parameters
-        assert set(dm) <= set(dm_params), set(dm) - set(dm_params)
-
-
-EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_experiment_config_composes_and_builds_its_model(name, tmp_path):
-    """A pinned row must stay runnable: a misspelt or renamed key in conf/experiment/ fails here, not after training."""
-    cfg = composed(f"experiment={name}", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path}")
-    assert isinstance(instantiate(cfg.model), Recommender)
-    OmegaConf.to_container(cfg.trainer, resolve=True)  # every interpolation in the Trainer settings resolves
-
-
-def test_command_line_overrides_win_over_recipes_and_debug_wins_over_recipes():
-    assert composed("model=sasrec").trainer.max_epochs == 200
-    assert composed("model=sasrec", "trainer.max_epochs=5").trainer.max_epochs == 5
-    assert composed("model=sasrec", "callbacks.early_stopping.patience=2").callbacks.early_stopping.patience == 2
-    assert composed("model=sasrec", "datamodule.batch_size=7").datamodule.batch_size == 7
-    assert composed("model=gloss_scratch").trainer.max_time is None  # bounded by epochs; max_time is an opt-in guard
-    fast = composed("model=gloss_scratch", "debug=fast")
-    assert fast.trainer.limit_val_batches == 1 and fast.eval.max_users == 300
-    assert fast.callbacks.ranking_eval.max_users == 50
-    assert composed("model=llama3_1_8b").datamodule.batch_size == 2
-    assert composed("model=llama3_1_8b").trainer.accumulate_grad_batches == 8
-    ddp = composed("model=sasrec", "trainer=ddp", "trainer.accelerator=cpu")
-    assert ddp.trainer.strategy == "ddp" and ddp.trainer.precision == "32-true" and ddp.trainer.max_epochs == 200
-
-
-def test_per_dataset_choices_apply_to_their_model_and_dataset_only_and_overrides_win():
-    assert [composed(f"dataset={d}").trainer.max_epochs for d in ("beauty", "toys", "sports")] == [9, 8, 4]
-    assert composed("dataset=beauty").model.backbone.item_start_epoch == 4
-    assert [composed(f"dataset={d}").model.rerank.collaborative_weight for d in ("beauty", "toys", "sports")] == [32, 4, 16]
-    assert composed("dataset=sports").model.backbone.item_start_epoch == 2
-    assert composed("dataset=toys", "trainer.max_epochs=3").trainer.max_epochs == 3
-    assert composed("dataset=toys", "model=sasrec").trainer.max_epochs == 200
-    datasets = {p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml")}
-    for path in (REPO / "conf" / "tuned").glob("*.yaml"):  # `optional` in the defaults: a misnamed file is never read
-        assert any(path.stem == f"{m}_{d}" for m in MODELS for d in datasets), f"{path.name}: not <model>_<dataset>"
-
 
 # --- devices and ranks -----------------------------------------------------------------------------------------------
 class SpySASRec(SASRec):
