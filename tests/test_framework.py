@@ -12,7 +12,7 @@ from gloss.callbacks.ranking_eval import RankingEvalCallback
 from gloss.data.sequence_datamodule import rank_share
 from gloss.experiment import run_experiment
 from gloss.models.sasrec import SASRec
-from tests.conftest import REPO, TINY, composed, run_cli
+from tests.conftest import TINY, composed, run_cli
 from tests.models.conftest import rule_data
 
 # --- devices and ranks -----------------------------------------------------------------------------------------------
