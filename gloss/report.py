@@ -29,12 +29,21 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gloss.errors import GlossError  # noqa: E402
+from gloss.eval.metrics import METRIC_KEYS, SEGMENTS  # noqa: E402
 
-COLUMNS = (("recall@5", "Recall@5"), ("ndcg@5", "NDCG@5"), ("recall@10", "Recall@10"), ("ndcg@10", "NDCG@10"))
-SEGMENTS = ("cold", "regular", "power")
+
+def metric_label(metric: str, short: bool = False) -> str:
+    """recall@5 -> Recall@5 (short: R@5), ndcg@10 -> NDCG@10 (N@10)."""
+    name, _, k = metric.partition("@")
+    label = {"recall": ("Recall", "R"), "ndcg": ("NDCG", "N")}.get(name, (name.upper(), name.upper()))[short]
+    return f"{label}@{k}" if k else label
+
+
+TABLE_METRICS = tuple(m for m in METRIC_KEYS if m != "mrr")  # the paper's columns: Recall and NDCG at each k
+COLUMNS = tuple((m, metric_label(m)) for m in TABLE_METRICS)
 DATASET_ORDER = ("beauty", "toys", "sports")  # the paper's column order; other datasets follow by name
-DATASET_COLUMNS = (("recall@5", "R@5"), ("ndcg@5", "N@5"), ("recall@10", "R@10"), ("ndcg@10", "N@10")) + tuple(
-    ((seg, "recall@5"), f"{seg} R@5") for seg in SEGMENTS
+DATASET_COLUMNS = tuple((m, metric_label(m, short=True)) for m in TABLE_METRICS) + tuple(
+    ((seg, "recall@5"), f"{seg} {metric_label('recall@5', short=True)}") for seg in SEGMENTS
 )  # the per-dataset tables: overall metrics, then Recall@5 per user segment
 PUBLISHED = "published_results.csv"  # package data: dataset,model,source,<metrics>; an empty cell is unknown
 MAX_VERTICAL = 8  # segment plot: up to this many models as vertical bars grouped by segment
@@ -282,7 +291,7 @@ def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -
     size = (9.0, 1.2 + 0.55 * len(labels)) if by_model else (max(4.5, 1.2 + 0.45 * len(labels) * len(SEGMENTS)), 4.2)
     fig, axes = plt.subplots(1, len(datasets), figsize=(size[0] * len(datasets), size[1]), squeeze=False)
     colors = plt.get_cmap("tab10").colors
-    metric_name = metric.replace("recall", "Recall").replace("ndcg", "NDCG")
+    metric_name = metric_label(metric)
     legend: dict[str, object] = {}
     for ax, dataset in zip(axes[0], datasets):
         by_label = {row_label(s): s for s in summaries if s["dataset"] == dataset}

@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 from lightning.fabric.utilities.seed import seed_everything
 
-from gloss.data.sequence_datamodule import epoch_seed
+from gloss.data.samplers import epoch_seed
 
 
 class EpochSeed(L.Callback):

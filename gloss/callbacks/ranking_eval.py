@@ -14,22 +14,10 @@ import numpy as np
 import torch
 
 from gloss.data import GlossData
-from gloss.eval import evaluate_ranking
+from gloss.eval import METRIC_KEYS, evaluate_ranking, sample_examples
 from gloss.models.base import Recommender
 
 log = logging.getLogger(__name__)
-
-
-def sample_examples(examples: np.ndarray, max_users: int | None, seed: int) -> np.ndarray:
-    """A fixed random subset of `max_users` rows (file order kept), or all of them."""
-    if max_users is None or max_users >= len(examples):
-        return examples
-    if max_users < 1:
-        from gloss.errors import GlossError
-
-        raise GlossError(f"max_users must be >= 1 or null, got {max_users}")
-    keep = np.random.default_rng(seed).choice(len(examples), max_users, replace=False)
-    return examples[np.sort(keep)]
 
 
 class RankingEvalCallback(L.Callback):
@@ -40,7 +28,7 @@ class RankingEvalCallback(L.Callback):
 
     def metric_sums(self, examples: np.ndarray) -> tuple[list[str], np.ndarray]:
         """(metric names, [sum over `examples` of each per-user metric..., number of users])."""
-        names = ["recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr"]
+        names = list(METRIC_KEYS)
         if not len(examples):
             return names, np.zeros(len(names) + 1)
         histories = self.data.split.histories(examples)

@@ -12,9 +12,9 @@ from gloss.cache import cached_pickle, content_key
 from gloss.data.readers import RawData, download_official, read_official, read_offline
 from gloss.data.split import Catalog, Split, preprocess, split_leave_one_out
 from gloss.errors import GlossError
+from gloss.eval.metrics import SEGMENTS
 
 log = logging.getLogger(__name__)
-SEGMENTS = ("cold", "regular", "power")
 
 
 @dataclass
@@ -28,8 +28,8 @@ class GlossData:
     def segments(self) -> np.ndarray:
         """Per user: 'cold' / 'regular' / 'power' by full sequence length (GLoSS's user segments)."""
         cold_max, power_min = self.segment_thresholds
-        lengths = self.split.lengths
-        return np.where(lengths <= cold_max, "cold", np.where(lengths > power_min, "power", "regular"))
+        lengths, (cold, regular, power) = self.split.lengths, SEGMENTS
+        return np.where(lengths <= cold_max, cold, np.where(lengths > power_min, power, regular))
 
     def training_counts(self) -> np.ndarray:
         """Training interactions per catalog item (float32): popularity, for the models that use it."""
@@ -107,7 +107,8 @@ def load_dataset(
     if not all(f.is_file() for f in files):
         return build()  # raises the reader's clear "expected files" message
     # every argument that shapes the result except `download` (fetches the files, which are hashed) and the two
-    # folders (the files' contents are hashed instead); v2: readers skip non-UTF-8 lines and conflicting titles; v3: Split.all_prefixes
+    # folders (the files' contents are hashed instead); the version in the key changes whenever the code builds
+    # different data from the same inputs
     key = content_key(
         "gloss-data-v3", name, source, category, strict, min_user_interactions, val_fraction, seed, all_prefixes,
         cold_max_length, power_percentile, power_min_length, files=files,

@@ -17,21 +17,20 @@ from typing import Sequence
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from gloss.data import GlossData
+from gloss.data.padding import IGNORE, right_pad_examples
 from gloss.data.prompts import PromptTemplate
-from gloss.data.sequence_datamodule import rank_share, trainer_rank
+from gloss.data.samplers import LengthGroupedBatchSampler, trainer_rank
 
 log = logging.getLogger(__name__)
-IGNORE = -100
 
 
 class PromptEncoder:
     """Histories (catalog indices) -> token ids for prompts and training examples."""
 
-    def __init__(self, tokenizer, template: PromptTemplate, titles: Sequence[str], max_seq_length: int = 1024,
+    def __init__(self, tokenizer, template: PromptTemplate, titles: Sequence[str], max_seq_length: int,
                  max_item_tokens: int | None = None, item_token_offset: int | None = None):
         """`item_token_offset`: close item i with the item token offset + i instead of EOS (an ItemAwareLlama's input;
         labels keep EOS). Needs the EOS-separated template."""
@@ -105,67 +104,9 @@ class PromptEncoder:
         return chunks
 
 
-def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a training batch; padding is masked out of attention and loss."""
-    width = max(len(ids) for ids, _ in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (ids, lab) in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        labels[row, : len(lab)] = torch.tensor(lab)
-        mask[row, : len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
-
-
-def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad prompts for generation (every row's last token is at the same position)."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, p in enumerate(prompts):
-        ids[row, width - len(p) :] = torch.tensor(p)
-        mask[row, width - len(p) :] = 1
-    return ids, mask
-
-
-def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int = 64) -> list[list[int]]:
-    """Shuffle, then sort by length within groups of `group` batches: little padding, still random order."""
-    order = rng.permutation(len(lengths))
-    batches = []
-    for start in range(0, len(order), batch_size * group):
-        chunk = order[start : start + batch_size * group]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-class _GroupedSampler(torch.utils.data.Sampler):
-    """Length-grouped random batches, reshuffled each epoch; under DDP each rank takes its share of the same list.
-    An epoch's batches are a function of (seed, epoch): Lightning calls `set_epoch` with its (0-based) epoch before
-    every training epoch, so a resumed run sees the uninterrupted run's batches."""
-
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
-        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
-        self.rank, self.world_size = rank, world_size
-        self.sampler = self  # Lightning calls set_epoch on a DataLoader's sampler and batch_sampler.sampler only
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        # a generator: the batches are drawn at the first next(), after set_epoch (Lightning creates a fit's first
-        # iterator before it calls set_epoch for that epoch, which is not epoch 0 when resuming)
-        rng = np.random.default_rng((self.seed, self.epoch + 1))  # + 1: the batches of earlier versions (1-based count)
-        yield from rank_share(length_grouped_batches(self.lengths, self.batch_size, rng), self.rank, self.world_size)
-
-    def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size) // self.world_size
-
-
 class PromptDataModule(L.LightningDataModule):
-    def __init__(self, data: GlossData, encoder: PromptEncoder, batch_size: int = 4, eval_batch_size: int = 16,
-                 packed: bool = False, catalog_examples: bool = False, seed: int = 42):
+    def __init__(self, data: GlossData, encoder: PromptEncoder, batch_size: int, eval_batch_size: int, packed: bool,
+                 catalog_examples: bool, seed: int):
         super().__init__()
         if packed and not encoder.template.packs():
             raise ValueError("packed=true needs a template whose items are EOS-separated (PromptTemplate.packs())")
@@ -196,11 +137,12 @@ class PromptDataModule(L.LightningDataModule):
 
     def _collate(self, batch):
         pad = self.encoder.tokenizer.pad_token_id
-        return collate(batch, self.encoder.eos_id if pad is None else pad)
+        return right_pad_examples(batch, self.encoder.eos_id if pad is None else pad)
 
     def train_dataloader(self) -> DataLoader:
-        lengths = np.array([len(ids) for ids, _ in self.train])
-        sampler = _GroupedSampler(lengths, self.batch_size, self.seed, *trainer_rank(self))
+        rank, world_size = trainer_rank(self)
+        sampler = LengthGroupedBatchSampler(np.array([len(ids) for ids, _ in self.train]), self.batch_size, self.seed,
+                                            group=64, rng="numpy", rank=rank, world_size=world_size)
         return DataLoader(self.train, batch_sampler=sampler, collate_fn=self._collate)
 
     def val_dataloader(self) -> DataLoader:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from gloss.data.split import TITLE_FORMAT
+
 PAPER_INSTRUCTION = (
     "Below is a customer's purchase history on Amazon, listed in chronological order (earliest to latest). \n"
     "Each item is represented by the following format: Title: <item title> \n"
@@ -21,7 +23,7 @@ PAPER_INSTRUCTION = (
 class PromptTemplate:
     instruction: str = PAPER_INSTRUCTION
     history_header: str = "### Purchase history:\n"
-    item_format: str = "Title: {title}"
+    item_format: str = TITLE_FORMAT
     item_separator: str = "\n"
     next_header: str = "\n\n### Next item:\n"
     max_history_items: int | None = None  # keep only the most recent items (None: all; token truncation still applies)

@@ -31,8 +31,11 @@ class Catalog:
         return [serialize_title(t) for t in self.titles]
 
 
+TITLE_FORMAT = "Title: {title}"  # GLoSS's text of an item: catalog texts, the paper's prompt items, retrieval queries
+
+
 def serialize_title(title: str) -> str:
-    return f"Title: {title}"
+    return TITLE_FORMAT.format(title=title)
 
 
 @dataclass

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SEGMENT_NAMES = ("cold", "regular", "power")
+SEGMENTS = ("cold", "regular", "power")  # user segments by full sequence length (GlossData.segments)
+KS = (5, 10)  # the cut-offs of Recall@k and NDCG@k
+
+
+def metric_names(ks: tuple[int, ...] = KS) -> tuple[str, ...]:
+    """The per-user metrics `per_user_metrics` computes, in its order: recall@k and ndcg@k for each k, then mrr."""
+    return tuple(f"{m}@{k}" for k in ks for m in ("recall", "ndcg")) + ("mrr",)
+
+
+METRIC_KEYS = metric_names()  # every metric a run reports (metrics.json, results tables, validation logs)
 
 
 def target_ranks(items: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -19,7 +28,7 @@ def target_ranks(items: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(found, hit.argmax(axis=1), -1)
 
 
-def per_user_metrics(ranks: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict[str, np.ndarray]:
+def per_user_metrics(ranks: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, np.ndarray]:
     found = ranks >= 0
     safe = np.where(found, ranks, 0)
     out: dict[str, np.ndarray] = {}
@@ -50,12 +59,12 @@ class Evaluation:
 
     def by_segment(self) -> dict[str, dict]:
         out = {}
-        for s in SEGMENT_NAMES:
+        for s in SEGMENTS:
             mask = self.segments == s
             out[s] = {**mean_metrics(self.per_user, mask), "n_users": int(mask.sum())}
         return out
 
 
-def evaluate_ranking(items: np.ndarray, targets: np.ndarray, segments: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> Evaluation:
+def evaluate_ranking(items: np.ndarray, targets: np.ndarray, segments: np.ndarray, ks: tuple[int, ...] = KS) -> Evaluation:
     ranks = target_ranks(items, targets)
     return Evaluation(per_user_metrics(ranks, ks), ranks, segments)

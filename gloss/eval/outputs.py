@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gloss.eval.metrics import Evaluation
-
-METRIC_KEYS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
+from gloss.eval.metrics import METRIC_KEYS, Evaluation
 
 
 def metrics_summary(dataset: str, model: str, retriever: str, split: str, ev: Evaluation,

@@ -25,7 +25,7 @@ def mask_items(ids: torch.Tensor, mask_prob: float, mask_id: int) -> tuple[torch
 class BERT4Rec(IDSequentialRecommender):
     name = "bert4rec"
 
-    def __init__(self, hidden: int = 64, blocks: int = 2, heads: int = 2, dropout: float = 0.2, mask_prob: float = 0.4, **kwargs):
+    def __init__(self, hidden: int, blocks: int, heads: int, dropout: float, mask_prob: float, **kwargs):
         super().__init__(**kwargs)
         self.hidden, self.blocks, self.heads, self.dropout, self.mask_prob = hidden, blocks, heads, dropout, mask_prob
 

@@ -21,7 +21,7 @@ LPF(X)_t = sum_{s <= t} a(t - s) x_s. Consequences:
 - padded states are zeroed before the filter, so they contribute nothing, and the FFT length is always max_len
   whatever the batch's width: outputs do not depend on how much left padding a sequence or its batch has (tested).
   This is the same as padding every history to max_len inside the model, without paying for the padding, so
-  `trim_padding` still shortens batches.
+  `trim_left_padding` still shortens batches.
 
 `c` is the number of rfft bins kept (bin 0 = the mean); a sequence of max_len has max_len // 2 + 1 bins, and c at
 or above that makes LPF the identity. (The authors' code keeps c // 2 + 1 bins for its `c`.)
@@ -121,8 +121,8 @@ class BSARecEncoder(nn.Module):
 class BSARec(IDSequentialRecommender):
     name = "bsarec"
 
-    def __init__(self, hidden: int = 64, blocks: int = 2, heads: int = 1, dropout: float = 0.5,
-                 attention_dropout: float = 0.5, c: int = 5, alpha: float = 0.7, **kwargs):
+    def __init__(self, hidden: int, blocks: int, heads: int, dropout: float, attention_dropout: float, c: int,
+                 alpha: float, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"model.alpha must be in [0, 1], got {alpha}")

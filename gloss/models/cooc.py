@@ -14,7 +14,7 @@ from gloss.data import GlossData
 from gloss.models.base import ScoringRecommender
 
 
-def transition_matrix(sequences: Sequence[np.ndarray], n_items: int, window: int = 3) -> sp.csr_matrix:
+def transition_matrix(sequences: Sequence[np.ndarray], n_items: int, window: int) -> sp.csr_matrix:
     """C[i, j] = sum over occurrences of j following i within `window` steps of 1 / distance."""
     rows, cols, vals = [], [], []
     for s in sequences:
@@ -34,13 +34,13 @@ class CoOccurrence(ScoringRecommender):
 
     def __init__(
         self,
-        window: int = 3,
-        symmetric: bool = True,
-        backward_weight: float = 0.5,
-        history_items: int = 3,
-        decay: float = 0.5,
-        popularity_weight: float = 1e-6,
-        exclude_seen: bool = False,
+        window: int,
+        symmetric: bool,
+        backward_weight: float,
+        history_items: int,
+        decay: float,
+        popularity_weight: float,
+        exclude_seen: bool,
     ):
         self.window, self.symmetric, self.backward_weight = window, symmetric, backward_weight
         self.history_items, self.decay, self.popularity_weight = history_items, decay, popularity_weight

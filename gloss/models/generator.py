@@ -16,7 +16,6 @@ import copy
 import hashlib
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,31 +25,31 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gloss.data import GlossData
-from gloss.data.prompt_datamodule import PromptEncoder, left_pad
+from gloss.data.padding import left_pad_prompts
+from gloss.data.prompt_datamodule import PromptEncoder
 from gloss.data.prompts import PromptTemplate
 from gloss.errors import GlossError
 from gloss.models.base import Ranking, ScoringRecommender, TrainableRecommender, histories_digest
 from gloss.models.beam_search import beam_search
 from gloss.models.rerank import rerank_scores
 from gloss.progress import Progress
-from gloss.retrieval import Retriever, fuse
+from gloss.retrieval import Retriever, retrieve_and_fuse
 
 log = logging.getLogger(__name__)
 GENERATOR_DIR, SETTINGS = "generator", "gloss_generation.json"  # in a run folder
-# model.rerank keys (conf/model/gloss_scratch.yaml documents them); these code defaults reproduce runs saved before a
-# key existed (no collaborative pool, LM score only)
-RERANK_DEFAULTS = {"generated": 5, "neighbours": 10, "collaborative": 0, "contrast": 0.5, "lm_weight": 1.0,
-                   "collaborative_weight": 0.0, "collaborative_floor": 1e-3, "batch_size": 32}
+# model.generation keys (conf/model/*.yaml set them); `contrast` may be left out: plain beam search
+GENERATION_KEYS = ("backend", "num_beams", "num_return_sequences", "max_new_tokens", "length_penalty", "batch_size")
+# model.rerank keys, every one required (conf/model/gloss_scratch.yaml sets and documents them)
+RERANK_KEYS = ("generated", "neighbours", "collaborative", "contrast", "lm_weight", "collaborative_weight",
+               "collaborative_floor", "batch_size")
 
 
 class GeneratorModule(L.LightningModule):
-    def __init__(self, model, tokenizer, lr: float = 1e-4, weight_decay: float = 0.01, warmup_steps: int = 300,
-                 generation: dict | None = None):
+    def __init__(self, model, tokenizer, lr: float, weight_decay: float, warmup_steps: int, generation: dict):
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
-        self.generation = {"num_beams": 5, "num_return_sequences": 5, "max_new_tokens": 50, "length_penalty": 1.0,
-                           "batch_size": 32, "backend": "prefill_once", "contrast": 0.0, **(generation or {})}
+        self.generation = generation_settings(generation)
         if self.generation["contrast"] and self.generation["backend"] != "prefill_once":
             raise ValueError("generation.contrast needs generation.backend=prefill_once (gloss.models.beam_search)")
         self.strict_loading = False  # LoRA checkpoints hold only the trainable (adapter) weights
@@ -104,7 +103,7 @@ class GeneratorModule(L.LightningModule):
         with Progress(len(prompts), "generate") as report:
             for start in batches:
                 rows = order[start : start + g["batch_size"]]
-                ids, mask = left_pad([prompts[r] for r in rows], pad)
+                ids, mask = left_pad_prompts([prompts[r] for r in rows], pad)
                 ids, mask = ids.to(self.device), mask.to(self.device)
                 seqs = self._beam_search(ids, mask, pad)
                 texts = tok.batch_decode(seqs.reshape(-1, seqs.shape[-1]).cpu(), skip_special_tokens=True)
@@ -145,13 +144,13 @@ class GenerativeRecommender(TrainableRecommender):
         max_seq_length: int,
         max_item_tokens: int | None,
         lr: float,
-        weight_decay: float = 0.01,
+        weight_decay: float,
         warmup_steps: int,
-        generation: dict | None = None,
-        query_format: str = "Title: {title}",
-        fusion: str = "top1_per_query",
-        retrieval_depth: int = 20,
-        exclude_seen: bool = False,
+        generation: dict,
+        query_format: str,
+        fusion: str,
+        retrieval_depth: int,
+        exclude_seen: bool,
         rerank: dict | None = None,
         collaborative: ScoringRecommender | None = None,
         ablation: dict | None = None,
@@ -160,7 +159,7 @@ class GenerativeRecommender(TrainableRecommender):
         self.template = PromptTemplate(**(plain(template) or {}))
         self.max_seq_length, self.max_item_tokens = max_seq_length, max_item_tokens
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
-        self.generation = plain(generation) or {}
+        self.generation = generation_settings(plain(generation))
         self.query_format, self.fusion, self.retrieval_depth = query_format, fusion, retrieval_depth
         self.exclude_seen = exclude_seen
         self.rerank = rerank_settings(plain(rerank), "model.rerank")
@@ -348,30 +347,32 @@ class GenerativeRecommender(TrainableRecommender):
         return Ranking(items, best)
 
     def rank(self, queries: list[list[str]], histories: Sequence[np.ndarray], k: int) -> Ranking:
-        return retrieve_and_fuse(self.retriever, queries, histories, k, self.fusion, self.retrieval_depth, self.exclude_seen)
+        """The generated titles' hits fused (top1_per_query = GLoSS: beam i's top-1 at rank i)."""
+        seen = histories if self.exclude_seen else None
+        return Ranking(*retrieve_and_fuse(self.retriever, queries, k, self.fusion, self.retrieval_depth, seen))
 
 
-def retrieve_and_fuse(retriever: Retriever, queries: list[list[str]], histories: Sequence[np.ndarray], k: int,
-                      fusion: str = "top1_per_query", retrieval_depth: int = 20, exclude_seen: bool = False) -> Ranking:
-    """Retrieve each query's top items and fuse them (top1_per_query = GLoSS: beam i's top-1 at rank i)."""
-    q = max(len(row) for row in queries)
-    flat = [row[i] if i < len(row) else "" for row in queries for i in range(q)]
-    depth = min(k, retrieval_depth) if fusion == "top1_per_query" else retrieval_depth
-    depth = max(depth, math.ceil(k / q))
-    ids, scores = retriever.search_unique(flat, depth)
-    ids, scores = ids.reshape(len(queries), q, depth), scores.reshape(len(queries), q, depth)
-    items, fused = fuse(ids, scores, k, fusion, histories if exclude_seen else None)
-    return Ranking(items, fused)
+def generation_settings(generation: dict) -> dict:
+    """model.generation as a plain dict with every key of GENERATION_KEYS, and `contrast` (0: plain beam search)."""
+    missing = [key for key in GENERATION_KEYS if key not in generation]
+    if missing:
+        raise GlossError(f"model.generation: missing {', '.join(missing)} (every one of {', '.join(GENERATION_KEYS)} "
+                         "is needed)")
+    return {"contrast": 0.0, **generation}
 
 
 def rerank_settings(rerank: dict | None, where: str) -> dict | None:
-    """model.rerank (or one ablation row) completed with RERANK_DEFAULTS; an unknown key is a config error."""
+    """model.rerank (or one ablation row) as a plain dict with every key of RERANK_KEYS; a missing or unknown key is a
+    config error."""
     if not rerank:
         return None
-    unknown = sorted(set(rerank) - set(RERANK_DEFAULTS))
+    unknown = sorted(set(rerank) - set(RERANK_KEYS))
     if unknown:
-        raise GlossError(f"{where}.{unknown[0]}: unknown rerank key (known: {', '.join(RERANK_DEFAULTS)})")
-    return {**RERANK_DEFAULTS, **rerank}
+        raise GlossError(f"{where}.{unknown[0]}: unknown rerank key (known: {', '.join(RERANK_KEYS)})")
+    missing = [key for key in RERANK_KEYS if key not in rerank]
+    if missing:
+        raise GlossError(f"{where}: missing {', '.join(missing)} (every one of {', '.join(RERANK_KEYS)} is needed)")
+    return dict(rerank)
 
 
 def top_items(scores: np.ndarray, m: int) -> np.ndarray:

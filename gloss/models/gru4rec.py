@@ -16,7 +16,7 @@ from gloss.models.id_base import IDSequentialRecommender
 class GRU4Rec(IDSequentialRecommender):
     name = "gru4rec"
 
-    def __init__(self, hidden: int = 64, layers: int = 1, dropout: float = 0.3, **kwargs):
+    def __init__(self, hidden: int, layers: int, dropout: float, **kwargs):
         super().__init__(**kwargs)
         self.hidden, self.layers, self.dropout = hidden, layers, dropout
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from gloss.data import GlossData
-from gloss.data.sequence_datamodule import left_pad, trim_padding
+from gloss.data.padding import left_pad_item_ids, trim_left_padding
 from gloss.errors import GlossError
 from gloss.models.base import ScoringRecommender, TrainableRecommender
 
@@ -25,7 +25,7 @@ WEIGHTS = "model.ckpt"
 
 
 class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.LightningModule):
-    def __init__(self, max_len: int = 50, lr: float = 1e-3, weight_decay: float = 0.0, exclude_seen: bool = False):
+    def __init__(self, max_len: int, lr: float, weight_decay: float, exclude_seen: bool):
         L.LightningModule.__init__(self)
         self.save_hyperparameters()  # this and the subclass's arguments, into every checkpoint
         self.max_len, self.lr, self.weight_decay, self.exclude_seen = max_len, lr, weight_decay, exclude_seen
@@ -46,12 +46,12 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
 
     # --- Lightning ----------------------------------------------------------------------------------
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.training_loss(trim_padding(batch[0]))
+        loss = self.training_loss(trim_left_padding(batch[0]))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        tokens = trim_padding(batch[0])
+        tokens = trim_left_padding(batch[0])
         loss = F.cross_entropy(self.next_item_logits(tokens[:, :-1]).float(), tokens[:, -1] - 1)
         self.log("val/loss", loss, prog_bar=True)
 
@@ -67,7 +67,11 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
         path = Path(run_dir) / WEIGHTS
         if not path.is_file():
             raise GlossError(f"{path}: no saved {self.name} weights in this run folder")
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        try:  # a run folder is data: tensors and plain values only, never a pickled object
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise GlossError(f"{path}: not a gloss weights file of tensors and plain values ({type(e).__name__}); "
+                             "refused") from e
         if saved["n_items"] != self.n_items:
             raise GlossError(f"{path}: weights for {saved['n_items']} items, but dataset {data.name} has {self.n_items}")
         self.load_state_dict(saved["state_dict"])
@@ -87,5 +91,5 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
     @torch.no_grad()
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         self.eval()
-        history = trim_padding(left_pad(histories, self.max_len)).to(self.device)
+        history = trim_left_padding(left_pad_item_ids(histories, self.max_len)).to(self.device)
         return self.next_item_logits(history).float().cpu().numpy()

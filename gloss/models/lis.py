@@ -23,12 +23,12 @@ class LastItemSearch(Recommender):
     def __init__(
         self,
         retriever: Retriever,
-        exclude_seen: bool = False,
-        extra_depth: int = 50,
-        n_queries: int = 1,
-        fusion: str = "top1_per_query",
-        query_decay: float = 1.0,
-        rrf_k: float = 60.0,
+        exclude_seen: bool,
+        extra_depth: int,
+        n_queries: int,
+        fusion: str,
+        query_decay: float,
+        rrf_k: float,
     ):
         if fusion not in FUSION_MODES:
             raise GlossError(f"model.fusion must be one of {', '.join(FUSION_MODES)}, got {fusion!r}")

@@ -12,7 +12,7 @@ from gloss.models.base import ScoringRecommender
 class Popularity(ScoringRecommender):
     name = "popularity"
 
-    def __init__(self, exclude_seen: bool = False):
+    def __init__(self, exclude_seen: bool):
         self.exclude_seen = exclude_seen
         self.counts: np.ndarray | None = None
 

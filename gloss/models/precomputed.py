@@ -19,10 +19,10 @@ import numpy as np
 
 from gloss.data import GlossData
 from gloss.data.prompts import PromptTemplate
+from gloss.data.split import TITLE_FORMAT
 from gloss.errors import GlossError
 from gloss.models.base import Ranking, Recommender
-from gloss.models.generator import retrieve_and_fuse
-from gloss.retrieval import Retriever
+from gloss.retrieval import Retriever, retrieve_and_fuse
 
 log = logging.getLogger("gloss")
 USERS = ("split", "file")
@@ -108,14 +108,14 @@ class PrecomputedGenerations(Recommender):
     name = "precomputed"
     uses_retriever = True
 
-    def __init__(self, path: str, retriever: Retriever, query_format: str = "Title: {title}", fusion: str = "top1_per_query",
-                 retrieval_depth: int = 20, exclude_seen: bool = False, users: str = "split"):
+    def __init__(self, path: str, retriever: Retriever, query_format: str, fusion: str, retrieval_depth: int,
+                 exclude_seen: bool, users: str):
         if users not in USERS:
             raise GlossError(f"model.users={users}: must be one of {', '.join(USERS)} (split: our split's users, every "
                              "entry must match; file: exactly the file's users and cut points)")
         self.path = Path(path).expanduser()
         self.retriever, self.query_format, self.fusion, self.retrieval_depth = retriever, query_format, fusion, retrieval_depth
-        self.template = PromptTemplate(item_format="Title: {title}")  # strips a generated "Title: " prefix
+        self.template = PromptTemplate(item_format=TITLE_FORMAT)  # strips a generated "Title: " prefix
         self.exclude_seen, self.users = exclude_seen, users
         self.generations = Generations({}, np.zeros((0, 2), dtype=np.int64))
 
@@ -136,4 +136,5 @@ class PrecomputedGenerations(Recommender):
                              "model.users=file evaluates the file's own users)")
         queries = [[self.query_format.format(title=self.template.title_of(t)) for t in r] for r in rows]
         # retrieval and fusion are exactly the generator's; only the generation step is replaced by the file
-        return retrieve_and_fuse(self.retriever, queries, histories, k, self.fusion, self.retrieval_depth, self.exclude_seen)
+        seen = histories if self.exclude_seen else None
+        return Ranking(*retrieve_and_fuse(self.retriever, queries, k, self.fusion, self.retrieval_depth, seen))

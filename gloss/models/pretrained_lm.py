@@ -37,15 +37,15 @@ def resolve_pretrained(name: str) -> str:
 
 def pretrained_lm(
     pretrained: str,
+    load_in_4bit: bool,
+    bnb_4bit_quant_type: str,
+    bnb_4bit_compute_dtype: str,
+    bnb_4bit_use_double_quant: bool,
+    torch_dtype: str,
+    lora: dict | None,
+    gradient_checkpointing: bool,
     data=None,
     cache_dir: str | None = None,
-    load_in_4bit: bool = True,
-    bnb_4bit_quant_type: str = "nf4",
-    bnb_4bit_compute_dtype: str = "bfloat16",
-    bnb_4bit_use_double_quant: bool = True,
-    torch_dtype: str = "bfloat16",
-    lora: dict | None = None,
-    gradient_checkpointing: bool = False,
     seed: int = 42,
 ):
     """(model, tokenizer); with `lora` only the adapters are trainable (prepare_model_for_kbit_training when 4-bit).

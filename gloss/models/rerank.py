@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from gloss.data.prompt_datamodule import left_pad
+
+from gloss.data.padding import left_pad_prompts
 from gloss.progress import Progress
 
 
@@ -64,7 +65,7 @@ def rerank_scores(model, prompts: Sequence[list[int]], candidates: Sequence[Sequ
     with Progress(len(prompts), "rerank") as report:
         for start in range(0, len(prompts), batch_size):
             rows = order[start : start + batch_size]
-            ids, mask = (t.to(dev) for t in left_pad([prompts[r] for r in rows], pad_token_id))
+            ids, mask = (t.to(dev) for t in left_pad_prompts([prompts[r] for r in rows], pad_token_id))
             lls = completion_logprobs(model, ids, mask, [[completion(i) for i in candidates[r]] for r in rows],
                                       pad_token_id)
             for r, ll in zip(rows, lls):
@@ -75,7 +76,7 @@ def rerank_scores(model, prompts: Sequence[list[int]], candidates: Sequence[Sequ
         null: dict[int, float] = {}
         for start in range(0, len(items), 256):
             chunk = items[start : start + 256]
-            ids, mask = (t.to(dev) for t in left_pad([null_prompt], pad_token_id))
+            ids, mask = (t.to(dev) for t in left_pad_prompts([null_prompt], pad_token_id))
             (ll,) = completion_logprobs(model, ids, mask, [[completion(i) for i in chunk]], pad_token_id)
             null.update(zip(chunk, ll.tolist()))
         scores = [(1 + contrast) * s - contrast * np.array([null[int(i)] for i in row]) for s, row in zip(scores, candidates)]

@@ -1,6 +1,6 @@
 """SASRec (Kang & McAuley 2018): a causal Transformer over the item sequence, next item at every position.
 
-loss=ce (default, "SASRec+"): softmax cross-entropy over the whole catalog, which is known to beat the
+loss=ce ("SASRec+"): softmax cross-entropy over the whole catalog, which is known to beat the
 original objective by a wide margin (Klenitskiy & Vasilev 2023). loss=bce: the original objective,
 binary cross-entropy on the true next item vs one uniformly sampled negative per position.
 Output scores are dot products with the (shared) item embeddings.
@@ -17,7 +17,7 @@ from gloss.models.transformer import Encoder
 class SASRec(IDSequentialRecommender):
     name = "sasrec"
 
-    def __init__(self, hidden: int = 64, blocks: int = 2, heads: int = 1, dropout: float = 0.2, loss: str = "ce", **kwargs):
+    def __init__(self, hidden: int, blocks: int, heads: int, dropout: float, loss: str, **kwargs):
         super().__init__(**kwargs)
         if loss not in ("ce", "bce"):
             raise ValueError(f"model.loss must be 'ce' or 'bce', got {loss!r}")

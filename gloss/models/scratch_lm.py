@@ -104,7 +104,9 @@ def encoder_token_init(tokenizer: PreTrainedTokenizerFast, encoder: str, cache_d
     texts = [tokenizer.decode([i]).strip() for i in range(len(tokenizer))]
     keep = torch.tensor([bool(t) and "\ufffd" not in t and i not in tokenizer.all_special_ids for i, t in enumerate(texts)])
     ids = keep.nonzero().flatten().tolist()
-    emb = DenseRetriever(encoder=encoder, cache_dir=str(cache_dir)).embed([texts[i] for i in ids], "", "token")
+    retriever = DenseRetriever(encoder=encoder, query_prefix="", passage_prefix="", batch_size=256,
+                               cache_dir=str(cache_dir), device=None)
+    emb = retriever.embed([texts[i] for i in ids], "", "token")
     emb = torch.tensor(emb, dtype=torch.float64)
     centred = emb - emb.mean(0)
     k = min(dim, *centred.shape)
@@ -117,23 +119,24 @@ def encoder_token_init(tokenizer: PreTrainedTokenizerFast, encoder: str, cache_d
 
 def scratch_llama(
     data: GlossData,
-    cache_dir: str = "~/.cache/gloss",
-    vocab_size: int = 8000,
-    hidden_size: int = 256,
-    num_layers: int = 4,
-    num_heads: int = 4,
-    intermediate_size: int | None = None,
-    max_position_embeddings: int = 1024,
+    cache_dir: str,
+    vocab_size: int,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    intermediate_size: int | None,
+    max_position_embeddings: int,
+    item_embeddings: str | None,
+    item_scale: float,
+    item_init_std: float | None,
+    item_start_epoch: int,
+    token_init: str | None,
+    pretrained: str | None,
     tie_word_embeddings: bool = True,
-    item_embeddings: str | None = None,
-    item_scale: float = 1.0,
-    item_init_std: float | None = None,
-    item_start_epoch: int = 0,
-    token_init: str | None = None,
     seed: int = 42,
-    pretrained: str | None = None,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
-    """(model, tokenizer) for `data`'s catalog; same seed + data -> same initial weights.
+    """(model, tokenizer) for `data`'s catalog; same seed + data -> same initial weights. The settings are the
+    backbone node's (conf/model/gloss_scratch.yaml). `intermediate_size` null: 8/3 * hidden_size, rounded to 64.
     `item_embeddings`: null (text only) | random | svd: an ItemAwareLlama with one trainable vector per catalog item
     (see the module docstring), multiplied by `item_scale`; `item_init_std`: per-entry std of the effective vectors at
     init (null: the token embeddings' init std); `item_start_epoch`: train text only (item tokens = EOS) before it.

@@ -23,7 +23,7 @@ def _bm25s():
 
 
 class BM25Retriever(Retriever):
-    def __init__(self, k1: float = 1.5, b: float = 0.75, method: str = "lucene", stopwords: str = "en", name: str = "bm25"):
+    def __init__(self, k1: float, b: float, method: str, stopwords: str, name: str = "bm25"):
         self.k1, self.b, self.method, self.stopwords, self.name = k1, b, method, stopwords, name
         self.stemmer = Stemmer.Stemmer("english")
         self._bm25 = None  # bm25s.BM25 once indexed

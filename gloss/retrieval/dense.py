@@ -25,12 +25,12 @@ log = logging.getLogger(__name__)
 class DenseRetriever(Retriever):
     def __init__(
         self,
-        encoder: str = "sentence-transformers/all-MiniLM-L6-v2",
-        query_prefix: str = "",
-        passage_prefix: str = "",
-        batch_size: int = 256,
-        cache_dir: str = "~/.cache/gloss",
-        device: str | None = None,
+        encoder: str,
+        query_prefix: str,
+        passage_prefix: str,
+        batch_size: int,
+        cache_dir: str,
+        device: str | None,
         name: str = "dense",
     ):
         self.encoder, self.query_prefix, self.passage_prefix = encoder, query_prefix, passage_prefix

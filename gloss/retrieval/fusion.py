@@ -1,4 +1,5 @@
-"""Turn several retrieved lists per user (one per query, e.g. one per beam) into one ranking.
+"""Turn several retrieved lists per user (one per query, e.g. one per beam) into one ranking: `fuse` merges hit lists,
+`retrieve_and_fuse` searches each user's query texts first (a generator's titles, a file's generations).
 
 Modes:
 - top1_per_query (GLoSS): position j*q + i holds the j-th hit of query i, so the first q positions are
@@ -8,9 +9,12 @@ Modes:
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
+
+from gloss.retrieval.base import Retriever
 
 FUSION_MODES = ("top1_per_query", "rrf", "max_score", "sum_score")
 
@@ -58,3 +62,17 @@ def fuse(
         for pos, (item, s) in enumerate(order[:k]):
             out_ids[u, pos], out_scores[u, pos] = item, s
     return out_ids, out_scores
+
+
+def retrieve_and_fuse(retriever: Retriever, queries: list[list[str]], k: int, mode: str, depth: int,
+                      seen: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, search each of its query texts (users with fewer queries are padded with empty ones) and fuse the
+    hit lists into [n, k] items and scores. Each query fetches `depth` hits (top1_per_query: at most k), and at least
+    enough for the queries together to fill k places; `seen`: per user, items never ranked (None: no filter)."""
+    q = max(len(row) for row in queries)
+    flat = [row[i] if i < len(row) else "" for row in queries for i in range(q)]
+    depth = min(k, depth) if mode == "top1_per_query" else depth
+    depth = max(depth, math.ceil(k / q))
+    ids, scores = retriever.search_unique(flat, depth)
+    ids, scores = ids.reshape(len(queries), q, depth), scores.reshape(len(queries), q, depth)
+    return fuse(ids, scores, k, mode, seen)

@@ -19,9 +19,9 @@ class HybridRetriever(Retriever):
         self,
         dense: Retriever,
         sparse: Retriever,
-        weights: Sequence[float] = (1.0, 1.0),
-        rrf_k: float = 60.0,
-        depth: int = 100,
+        weights: Sequence[float],
+        rrf_k: float,
+        depth: int,
         name: str = "hybrid",
     ):
         if len(weights) != 2:

@@ -102,13 +102,13 @@ def test_item_tokens_replace_the_eos_that_closes_each_item(tokenizer):
     assert [t for t in ids if t < offset] == [t for t in plain_ids if t != tokenizer.eos_token_id]
     assert enc.prompt_ids(seq[:3])[-1] == offset + seq[2]  # generation starts right after the last item's token
     with pytest.raises(ValueError, match="EOS-separated"):
-        PromptEncoder(tokenizer, PAPER_TEMPLATE, TITLES, item_token_offset=offset)
+        PromptEncoder(tokenizer, PAPER_TEMPLATE, TITLES, max_seq_length=1024, item_token_offset=offset)
 
 
 def test_datamodule_batches(tokenizer):
     data = tiny_data()
     enc = PromptEncoder(tokenizer, COMPACT, TITLES, max_seq_length=1024)
-    dm = PromptDataModule(data, enc, batch_size=4, packed=True, catalog_examples=True)
+    dm = PromptDataModule(data, enc, batch_size=4, eval_batch_size=16, packed=True, catalog_examples=True, seed=42)
     dm.setup("fit")
     with_target = sum(len(s) >= 2 for s in data.split.train_sequences())  # one packed sequence per user with a target
     assert len(dm.train) == with_target + len(TITLES)
@@ -117,4 +117,5 @@ def test_datamodule_batches(tokenizer):
     assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE).all()
     assert len(dm.val) == len(data.split.val_users)
     with pytest.raises(ValueError):
-        PromptDataModule(data, PromptEncoder(tokenizer, PAPER_TEMPLATE, TITLES), packed=True)
+        PromptDataModule(data, PromptEncoder(tokenizer, PAPER_TEMPLATE, TITLES, max_seq_length=1024), batch_size=4,
+                         eval_batch_size=16, packed=True, catalog_examples=False, seed=42)

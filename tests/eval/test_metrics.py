@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from ranx import Qrels, Run, evaluate
 
-from gloss.eval import evaluate_ranking, per_user_metrics, target_ranks
+from gloss.eval import METRIC_KEYS, SEGMENTS, evaluate_ranking, per_user_metrics, target_ranks
 
 
 def random_rankings(n_users=300, n_items=50, k=20, seed=0):
@@ -34,11 +34,16 @@ def test_first_occurrence_and_padding():
     assert m["mrr"][0] == pytest.approx(1 / 3)
 
 
+def test_the_reported_metrics_are_the_per_user_ones_in_their_order():
+    assert tuple(per_user_metrics(np.array([0, -1]))) == METRIC_KEYS == ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
+
+
 def test_segments_partition_users():
     items, targets = random_rankings(n_users=9)
-    segments = np.array(["cold", "regular", "power"] * 3)
+    segments = np.array(list(SEGMENTS) * 3)
     ev = evaluate_ranking(items, targets, segments)
     by = ev.by_segment()
+    assert tuple(by) == SEGMENTS
     assert sum(v["n_users"] for v in by.values()) == 9
     weighted = sum(by[s]["recall@10"] * by[s]["n_users"] for s in by) / 9
     assert weighted == pytest.approx(ev.overall["recall@10"])

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from gloss.data import GlossData
 from gloss.eval import evaluate_ranking
+from gloss.models.base import build_model
 from gloss.models.id_base import IDSequentialRecommender
-from gloss.training import train
+from gloss.training import Fitter
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -24,11 +24,12 @@ def compose_model(model: str, *overrides: str):
 
 
 def fit_model(cfg, data: GlossData, run_dir: Path, ckpt_path: str | None = None) -> IDSequentialRecommender:
-    """Train as run.py does (gloss.training.train: the configured Trainer, callbacks and DataModule)."""
+    """Train as run.py does (gloss.training.Fitter: the model's recipe under the run's Trainer, callbacks and
+    DataModule values)."""
     torch.set_num_threads(1)
-    model = instantiate(cfg.model)
+    model = build_model(cfg.model)
     cfg.ckpt_path = ckpt_path
-    train(cfg, model, data, run_dir, loggers=[])
+    Fitter(cfg, run_dir).fit(model, data)
     return model
 
 

@@ -1,6 +1,7 @@
 import torch
 
-from gloss.models.bert4rec import BERT4Rec, mask_items
+from gloss.models.bert4rec import mask_items
+from tests.models.factory import make_model
 from tests.models.id_helpers import assert_padding_invariant, assert_scores_catalog, built, compose_model, fit_model, recall_at_5
 
 
@@ -18,7 +19,7 @@ def test_masking_hits_only_real_items_and_at_least_one_per_row():
 
 
 def test_bidirectional_padding_and_catalog_scores():
-    model = built(BERT4Rec(max_len=12, hidden=16))
+    model = built(make_model("bert4rec", max_len=12, hidden=16))
     assert_padding_invariant(model)
     assert_scores_catalog(model)
     ids = torch.tensor([[0, 0, 3, 4, 5, 6]])

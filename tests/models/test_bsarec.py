@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from gloss.models.bsarec import BSARec, causal_low_pass_matrix, low_pass
+from tests.models.factory import make_model
 from tests.models.id_helpers import (
     assert_causal,
     assert_padding_invariant, assert_scores_catalog, built, compose_model, fit_model, recall_at_5,
@@ -30,7 +31,7 @@ def untrained(model: BSARec, n_items: int = 20) -> BSARec:
 
 
 def test_a_few_optimizer_steps_lower_the_loss():
-    model = built(BSARec(max_len=10, hidden=16, dropout=0.1, attention_dropout=0.1), n_items=30).train()
+    model = built(make_model("bsarec", max_len=10, hidden=16, dropout=0.1, attention_dropout=0.1), n_items=30).train()
     tokens = torch.from_numpy(np.random.default_rng(0).integers(1, 31, (16, 11)))
     tokens[:4, :5] = 0  # some left padding
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -46,13 +47,13 @@ def test_a_few_optimizer_steps_lower_the_loss():
 
 
 def test_scores_shape_and_padding_invariance():
-    model = untrained(BSARec(max_len=12, hidden=16, heads=2))
+    model = untrained(make_model("bsarec", max_len=12, hidden=16, heads=2))
     assert_padding_invariant(model)
     assert_scores_catalog(model)
 
 
 def test_history_scores_the_same_alone_or_batched_with_longer_histories():
-    model = untrained(BSARec(max_len=12, hidden=16, c=3))
+    model = untrained(make_model("bsarec", max_len=12, hidden=16, c=3))
     rng = np.random.default_rng(1)
     short = rng.integers(0, model.n_items, 3)
     longer = [rng.integers(0, model.n_items, n) for n in (7, 12, 30)]  # 30 > max_len: truncated to the last 12
@@ -63,13 +64,13 @@ def test_history_scores_the_same_alone_or_batched_with_longer_histories():
 
 
 def test_causal_future_items_never_change_earlier_positions():
-    model = untrained(BSARec(max_len=10, hidden=16, blocks=2, c=2))
+    model = untrained(make_model("bsarec", max_len=10, hidden=16, blocks=2, c=2))
     assert_causal(model)
 
 
 def test_filter_at_each_position_is_the_papers_fft_filter_of_that_prefix_padded_to_max_len():
     max_len, c = 12, 3
-    model = built(BSARec(max_len=max_len, hidden=8, c=c))
+    model = built(make_model("bsarec", max_len=max_len, hidden=8, c=c))
     block = first_block(model, beta=torch.randn(1, 1, 8))
     x = torch.randn(2, 7, 8)
     real = torch.ones(2, 7, dtype=torch.bool)
@@ -91,7 +92,7 @@ def test_low_pass_keeping_every_bin_is_the_identity_for_any_beta():
     torch.testing.assert_close(low_pass(x, 6), x)  # 10 // 2 + 1 = 6 bins
     torch.testing.assert_close(low_pass(x, 100), x)
     torch.testing.assert_close(causal_low_pass_matrix(10, 6), torch.eye(10))
-    model = built(BSARec(max_len=10, hidden=4, c=6))
+    model = built(make_model("bsarec", max_len=10, hidden=4, c=6))
     block = first_block(model, beta=torch.randn(1, 1, 4) * 3)
     with torch.no_grad():
         torch.testing.assert_close(block.frequency_mix(x, torch.ones(3, 10, dtype=torch.bool)), x)
@@ -103,7 +104,7 @@ def test_beta_one_gives_the_identity_for_any_c(c):
     lpf = low_pass(x, c)
     assert not torch.allclose(lpf, x)  # a real low-pass
     torch.testing.assert_close(lpf + 1.0 * (x - lpf), x)
-    model = built(BSARec(max_len=10, hidden=4, c=c))
+    model = built(make_model("bsarec", max_len=10, hidden=4, c=c))
     block = first_block(model, beta=torch.ones(1, 1, 4))
     with torch.no_grad():
         torch.testing.assert_close(block.frequency_mix(x, torch.ones(3, 10, dtype=torch.bool)), x)
@@ -111,9 +112,9 @@ def test_beta_one_gives_the_identity_for_any_c(c):
 
 def test_bad_hyper_parameters_are_rejected():
     with pytest.raises(ValueError, match="model.alpha"):
-        BSARec(alpha=1.5)
+        make_model("bsarec", alpha=1.5)
     with pytest.raises(ValueError, match="model.c"):
-        BSARec(c=0)
+        make_model("bsarec", c=0)
 
 
 def test_learns_deterministic_next_item_rule(rule, tmp_path):
@@ -128,6 +129,6 @@ def test_debug_fast_config_smoke_runs(rule, tmp_path):
     model = fit_model(compose_model("bsarec", "debug=fast", "model.hidden=8", "model.max_len=5"), rule, tmp_path)
     scores = model.score([np.array([1, 2])])
     assert scores.shape == (1, len(rule.catalog))
-    reloaded = BSARec(hidden=8, max_len=5)
+    reloaded = make_model("bsarec", hidden=8, max_len=5)
     reloaded.build_for(rule, seed=0, run_dir=tmp_path)  # the run folder's model.ckpt
     np.testing.assert_allclose(reloaded.score([np.array([1, 2])]), scores, rtol=1e-5, atol=1e-6)

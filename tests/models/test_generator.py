@@ -7,30 +7,48 @@ import time
 import types
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from gloss.data import Catalog, split_leave_one_out
 from gloss.data.dataset import GlossData
-from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder, collate, left_pad
+from gloss.data.padding import left_pad_prompts, right_pad_examples
+from gloss.data.prompt_datamodule import PromptDataModule, PromptEncoder
 from gloss.data.prompts import PromptTemplate
 from gloss.errors import GlossError
+from gloss.models.base import build_model
 from gloss.models.beam_search import beam_search
 from gloss.models.generator import GenerativeRecommender, GeneratorModule
-from gloss.models.precomputed import PrecomputedGenerations
 from gloss.models.pretrained_lm import pretrained_lm
 from gloss.models.scratch_lm import load_generator, scratch_llama, transition_svd
-from gloss.retrieval import BM25Retriever
-from gloss.training import train
+from gloss.training import Fitter
+from tests.models.factory import make_model, make_retriever
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 TITLES = [f"{b} {k} {n} Ounce" for n, (b, k) in enumerate(
     [(b, k) for b in ("Essie", "OPI", "Maybelline", "Revlon") for k in ("Nail Polish", "Mascara", "Shampoo", "Lip Balm")])]
 COMPACT = dict(instruction="", history_header="", item_format="{title}", item_separator="{eos}", next_header="{eos}")
-TINY = dict(vocab_size=300, hidden_size=64, num_layers=2, num_heads=2, max_position_embeddings=256)
+# scratch_llama's settings for a tiny, text-only Llama
+TINY = dict(vocab_size=300, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=None, max_position_embeddings=256,
+            item_embeddings=None, item_scale=1.0, item_init_std=None, item_start_epoch=0, token_init=None, pretrained=None)
+# short beam searches in small batches, without the context contrast
+GENERATION = dict(backend="prefill_once", num_beams=5, num_return_sequences=5, max_new_tokens=10, length_penalty=1.0,
+                  batch_size=8, contrast=0.0)
+
+
+def generator_module(model, tokenizer, **generation) -> GeneratorModule:
+    """A GeneratorModule that generates with GENERATION, `generation` over it (its optimizer settings are unused)."""
+    return GeneratorModule(model, tokenizer, lr=3e-3, weight_decay=0.01, warmup_steps=2,
+                           generation={**GENERATION, **generation})
+
+
+def tiny_llama(data: GlossData, cache_dir: str | Path, **settings):
+    """(model, tokenizer): scratch_llama with TINY, `settings` over it."""
+    return scratch_llama(data, str(cache_dir), **{**TINY, **settings})
 
 
 def tiny_data(n_users: int = 40) -> GlossData:
@@ -44,7 +62,7 @@ def tiny_data(n_users: int = 40) -> GlossData:
 def tiny_llama_dir(tmp_path_factory) -> Path:
     """A random 2-layer Llama + tokenizer saved like a hub checkpoint (stands in for Llama-3 weights)."""
     folder = tmp_path_factory.mktemp("tiny-llama")
-    model, tok = scratch_llama(tiny_data(), str(folder / "cache"), **TINY)
+    model, tok = tiny_llama(tiny_data(), folder / "cache")
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -54,7 +72,9 @@ def test_4bit_nf4_lora_only_adapters_train(tiny_llama_dir):
     import bitsandbytes as bnb
 
     lora = dict(r=4, lora_alpha=4, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    model, tok = pretrained_lm(str(tiny_llama_dir), load_in_4bit=True, bnb_4bit_compute_dtype="float32", torch_dtype="float32", lora=lora)
+    model, tok = pretrained_lm(str(tiny_llama_dir), load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                               bnb_4bit_compute_dtype="float32", bnb_4bit_use_double_quant=True, torch_dtype="float32",
+                               lora=lora, gradient_checkpointing=False)
     quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(quantized) == 2 * 7  # every targeted projection of both layers is 4-bit
     assert all(m.weight.quant_state.quant_type == "nf4" for m in quantized)
@@ -69,9 +89,9 @@ def test_4bit_nf4_lora_only_adapters_train(tiny_llama_dir):
 def test_tiny_model_overfits_tiny_set(tmp_path):
     torch.manual_seed(0)
     data = tiny_data()
-    model, tok = scratch_llama(data, str(tmp_path), **TINY)
+    model, tok = tiny_llama(data, tmp_path)
     enc = PromptEncoder(tok, PromptTemplate(**COMPACT), TITLES, max_seq_length=256)
-    dm = PromptDataModule(data, enc, batch_size=64, packed=True, catalog_examples=True)
+    dm = PromptDataModule(data, enc, batch_size=64, eval_batch_size=16, packed=True, catalog_examples=True, seed=42)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -86,16 +106,16 @@ def test_tiny_model_overfits_tiny_set(tmp_path):
 
 def test_beam_search_returns_five_titles_and_matches_greedy(tmp_path):
     data = tiny_data()
-    model, tok = scratch_llama(data, str(tmp_path), **TINY)
+    model, tok = tiny_llama(data, tmp_path)
     model.eval()
     enc = PromptEncoder(tok, PromptTemplate(**COMPACT), TITLES, max_seq_length=256)
     prompts = [enc.prompt_ids(h) for h in data.split.histories(data.split.examples("test"))[:6]]
-    module = GeneratorModule(model, tok, generation={"max_new_tokens": 8, "batch_size": 4})
+    module = generator_module(model, tok, max_new_tokens=8, batch_size=4)
     out = module.generate(prompts)
     assert len(out) == 6 and all(len(row) == 5 for row in out)
-    hf = GeneratorModule(model, tok, generation={"max_new_tokens": 8, "batch_size": 4, "backend": "hf"}).generate(prompts)
+    hf = generator_module(model, tok, max_new_tokens=8, batch_size=4, backend="hf").generate(prompts)
     assert len(hf) == 6 and all(len(row) == 5 for row in hf)
-    ids, mask = left_pad(prompts, tok.pad_token_id)
+    ids, mask = left_pad_prompts(prompts, tok.pad_token_id)
     seqs, scores = beam_search(model, ids, mask, num_beams=5, max_new_tokens=8, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     assert seqs.shape[:2] == (6, 5) and (scores[:, :-1] >= scores[:, 1:]).all()  # best first
     assert all(len({tuple(s.tolist()) for s in user}) == 5 for user in seqs)  # 5 distinct beams
@@ -113,11 +133,11 @@ def test_beam_search_returns_five_titles_and_matches_greedy(tmp_path):
 def test_contrastive_beam_search_matches_a_manual_greedy_loop(tmp_path):
     """contrast=a scores tokens by (1+a) log p(.|history) - a log p(.|BOS) (renormalised); 1 beam = greedy on that."""
     data = tiny_data()
-    model, tok = scratch_llama(data, str(tmp_path), **TINY, tie_word_embeddings=False)  # untied: no EOS-echo at init
+    model, tok = tiny_llama(data, tmp_path, tie_word_embeddings=False)  # untied: no EOS-echo at init
     model.eval()
     enc = PromptEncoder(tok, PromptTemplate(**COMPACT), TITLES, max_seq_length=256)
     prompts = [enc.prompt_ids(h) for h in data.split.histories(data.split.examples("test"))[:4]]
-    ids, mask = left_pad(prompts, tok.pad_token_id)
+    ids, mask = left_pad_prompts(prompts, tok.pad_token_id)
     eos, bos, a = tok.eos_token_id, tok.bos_token_id, 1.0
     one, _ = beam_search(model, ids, mask, num_beams=1, max_new_tokens=6, eos_token_id=eos, pad_token_id=tok.pad_token_id,
                          contrast=a, null_prompt=[bos])
@@ -143,17 +163,17 @@ def test_item_embeddings_tell_apart_items_with_the_same_title(tmp_path):
     split = split_leave_one_out(["u0", "u1"], [np.array([0, 2, 3]), np.array([1, 3, 2])], val_fraction=0.0, seed=42)
     data = GlossData("dup", Catalog(["a", "b", "c", "d"], titles), split, (1, 3))
     torch.manual_seed(0)
-    model, tok = scratch_llama(data, str(tmp_path / "cache"), item_embeddings="random", **TINY)
+    model, tok = tiny_llama(data, tmp_path / "cache", item_embeddings="random")
     offset = model.config.vocab_size
     enc = PromptEncoder(tok, PromptTemplate(**COMPACT), titles, max_seq_length=64, item_token_offset=offset)
-    batch = collate(enc.packed([0, 2]) + enc.packed([1, 3]), tok.pad_token_id)
+    batch = right_pad_examples(enc.packed([0, 2]) + enc.packed([1, 3]), tok.pad_token_id)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(60):
         loss = model(**batch).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
-    module = GeneratorModule(model.eval(), tok, generation={"max_new_tokens": 8, "num_beams": 2, "num_return_sequences": 1})
+    module = generator_module(model.eval(), tok, max_new_tokens=8, num_beams=2, num_return_sequences=1)
     assert [row[0].strip() for row in module.generate([enc.prompt_ids([0]), enc.prompt_ids([1])])] == ["Beta Cream", "Gamma Soap"]
     with torch.no_grad():
         prompt = torch.tensor([enc.prompt_ids([0])])
@@ -182,10 +202,10 @@ def test_svd_item_vectors_summarise_training_successors_only():
 
 def test_item_curriculum_reads_item_tokens_as_eos_until_its_epoch_and_saves_that_state(tmp_path):
     data = tiny_data()
-    model, tok = scratch_llama(data, str(tmp_path / "cache"), item_embeddings="svd", item_start_epoch=2, **TINY)
+    model, tok = tiny_llama(data, tmp_path / "cache", item_embeddings="svd", item_start_epoch=2)
     ids = torch.tensor([[tok.bos_token_id, 5, 6, model.config.vocab_size + 3, 7]])
     as_eos = ids.masked_fill(ids >= model.config.vocab_size, tok.eos_token_id)
-    module = GeneratorModule(model, tok)
+    module = generator_module(model, tok)
     with torch.no_grad():
         for epoch, items_on in ((0, False), (1, False), (2, True)):
             module._trainer = types.SimpleNamespace(current_epoch=epoch)  # the hook reads only the epoch
@@ -202,8 +222,7 @@ def test_item_vectors_start_at_item_init_std_whatever_item_scale(tmp_path):
     data = tiny_data()
     starts = []
     for scale in (1.0, 0.1):
-        model, _ = scratch_llama(data, str(tmp_path / "cache"), item_embeddings="random", item_scale=scale, item_init_std=0.2,
-                                 **TINY)
+        model, _ = tiny_llama(data, tmp_path / "cache", item_embeddings="random", item_scale=scale, item_init_std=0.2)
         starts.append(scale * model.item_embed.weight.detach())
     assert torch.allclose(starts[0], starts[1], atol=1e-6)
     assert abs(float(starts[0].std()) - 0.2) < 0.01
@@ -221,8 +240,8 @@ def test_token_init_starts_token_embeddings_from_the_encoders_view_of_each_token
 
     monkeypatch.setattr(DenseRetriever, "embed", planted)
     data = tiny_data()
-    plain_model, tok = scratch_llama(data, str(tmp_path / "cache"), **TINY)
-    model, _ = scratch_llama(data, str(tmp_path / "cache"), token_init="stub-encoder", **TINY)
+    plain_model, tok = tiny_llama(data, tmp_path / "cache")
+    model, _ = tiny_llama(data, tmp_path / "cache", token_init="stub-encoder")
     emb, plain = model.model.embed_tokens.weight.detach(), plain_model.model.embed_tokens.weight.detach()
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # tied: output layer too
     texts = [tok.decode([i]).strip() for i in range(len(tok))]
@@ -239,11 +258,14 @@ def test_token_init_starts_token_embeddings_from_the_encoders_view_of_each_token
 
 
 def recommender(tmp_path: Path, item_embeddings: str | None = None, **kw) -> GenerativeRecommender:
-    backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), item_embeddings=item_embeddings, **TINY)
-    args = dict(template=COMPACT, max_seq_length=256, max_item_tokens=None, lr=3e-3, warmup_steps=2,
-                generation={"max_new_tokens": 10, "batch_size": 8})
-    args.update(kw)
-    return GenerativeRecommender(backbone, BM25Retriever(), **args)
+    """The default generator (conf/model/gloss_scratch.yaml) on a tiny random Llama and BM25: the compact prompt
+    without a history cap, short plain beam searches (GENERATION), ranked in beam order (no rerank, no collaborative
+    model, no ablation); `kw` replaces any of its arguments."""
+    backbone = functools.partial(scratch_llama, cache_dir=str(tmp_path / "cache"), **{**TINY, "item_embeddings": item_embeddings})
+    args = dict(backbone=backbone, retriever=make_retriever("bm25"), template={**COMPACT, "max_history_items": None},
+                max_seq_length=256, max_item_tokens=None, lr=3e-3, warmup_steps=2, generation=GENERATION, rerank=None,
+                collaborative=None, ablation=None)
+    return make_model("gloss_scratch", **{**args, **kw})
 
 
 def run_cfg(max_epochs: int, ckpt_path: str | None = None):
@@ -257,12 +279,19 @@ def run_cfg(max_epochs: int, ckpt_path: str | None = None):
     return cfg
 
 
+def train(cfg, recommender: GenerativeRecommender, data: GlossData, run_dir: Path) -> L.Trainer:
+    """Train as a run does (gloss.training.Fitter), with the recipe of the run config's model (build_model keeps a
+    model node's recipe on the model; `recommender()` builds the model itself)."""
+    recommender.recipe = OmegaConf.to_container(cfg.model.recipe, resolve=True)
+    return Fitter(cfg, run_dir).fit(recommender, data)
+
+
 @pytest.mark.parametrize("item_embeddings", [None, "svd"])
 def test_fit_logs_val_metrics_saves_generator_and_resumes(tmp_path, item_embeddings):
     data = tiny_data()
     run_dir = tmp_path / "run"
     rec = recommender(tmp_path, item_embeddings)
-    trainer = train(run_cfg(1), rec, data, run_dir, loggers=[])
+    trainer = train(run_cfg(1), rec, data, run_dir)
     assert {"val/recall@5", "val/ndcg@5", "val/recall@10", "val/ndcg@10", "val/loss"} <= set(trainer.callback_metrics)
     ranking = rec.recommend(data.split.histories(data.split.examples("test")), k=10)
     assert ranking.items.shape == (len(data.split.user_ids), 10) and (ranking.items[:, 0] >= 0).all()
@@ -272,11 +301,11 @@ def test_fit_logs_val_metrics_saves_generator_and_resumes(tmp_path, item_embeddi
     first = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
     assert first > 0
     resumed = recommender(tmp_path, item_embeddings)
-    train(run_cfg(2, "last"), resumed, data, run_dir, loggers=[])
+    train(run_cfg(2, "last"), resumed, data, run_dir)
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 * first
     # reloaded from the run folder alone: the saved settings are read back (they win over this config's) and it
     # ranks exactly like the trained model
-    reloaded = recommender(tmp_path / "other", item_embeddings, generation={"max_new_tokens": 3}, fusion="rrf")
+    reloaded = recommender(tmp_path / "other", item_embeddings, generation={**GENERATION, "max_new_tokens": 3}, fusion="rrf")
     reloaded.build_for(data, seed=0, run_dir=run_dir)
     assert reloaded.module.generation == resumed.module.generation and reloaded.fusion == "top1_per_query"
     histories = data.split.histories(data.split.examples("test"))
@@ -292,7 +321,7 @@ def test_precomputed_generations_use_the_same_retrieval(tmp_path):
                 "generated_sequences": [f"Title: {TITLES[data.split.sequences[u][c]]}"] + ["Title: x"] * 4} for u, c in ex]
     path = tmp_path / "gen.json"
     path.write_text(json.dumps(entries))
-    model = PrecomputedGenerations(str(path), BM25Retriever())
+    model = make_model("precomputed", path=str(path), retriever=make_retriever("bm25"))
     model.fit(data)
     ranking = model.recommend(data.split.histories(ex), k=5)
     assert (ranking.items[:, 0] == data.split.targets(ex)).all()  # the exact title retrieves the target first
@@ -310,7 +339,7 @@ def test_precomputed_generations_use_the_same_retrieval(tmp_path):
 def test_presets_instantiate(preset, tmp_path):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=[f"model={preset}", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path}"])
-    model = instantiate(cfg.model)
+    model = build_model(cfg.model)
     assert isinstance(model, GenerativeRecommender) and model.generation["num_beams"] == 5
     assert model.fusion == "top1_per_query"
     assert (model.rerank is None) == preset.startswith("llama")  # the paper's rows rank by beam order, no rerank
@@ -321,7 +350,7 @@ def test_llama_preset_fails_fast_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=["model=llama3_2_1b", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path}"])
-    model = instantiate(cfg.model)
+    model = build_model(cfg.model)
     t0 = time.perf_counter()
     with pytest.raises(GlossError, match="model.backbone.pretrained="):
         model.build_for(tiny_data(), seed=0)
@@ -340,13 +369,13 @@ def test_llama_preset_trains_saves_its_adapter_and_reloads_from_the_run_folder(t
             "datamodule.batch_size=8", "trainer.accumulate_grad_batches=1", "callbacks.ranking_eval.max_users=null",
             f"paths.cache_dir={tmp_path / 'cache'}"])
     data, run_dir = tiny_data(), tmp_path / "run"
-    model = instantiate(cfg.model)
-    train(cfg, model, data, run_dir, loggers=[])
+    model = build_model(cfg.model)
+    Fitter(cfg, run_dir).fit(model, data)
     saved = run_dir / "generator"
     adapter = json.loads((saved / "adapter_config.json").read_text())
     assert sorted(adapter["target_modules"]) == sorted(cfg.model.backbone.lora.target_modules)
     histories = data.split.histories(data.split.examples("test"))
     expected = model.recommend(histories, k=10).items
-    reloaded = instantiate(cfg.model)
+    reloaded = build_model(cfg.model)
     reloaded.build_for(data, seed=0, run_dir=run_dir)
     assert (reloaded.recommend(histories, k=10).items == expected).all()

@@ -2,9 +2,10 @@
 (sources trained through the run's Trainer) writes its ablation before metrics.json."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -13,15 +14,31 @@ from gloss.data import GlossData
 from gloss.errors import GlossError
 from gloss.eval import evaluate_ranking
 from gloss.models.base import Ranking, Recommender
-from gloss.models.cooc import CoOccurrence
 from gloss.models.gloss_plus import GlossPlus
-from gloss.models.popularity import Popularity
 from tests.conftest import TINY, run_cli
 from tests.models.conftest import rule_data
+from tests.models.factory import make_model, settings
+
+COOC, POPULARITY = functools.partial(make_model, "cooc"), functools.partial(make_model, "popularity")
+
+
+def gloss_plus(sources: list[str], parts: dict[str, Callable[[], Recommender]], ranker: dict | None = None,
+               **overrides) -> GlossPlus:
+    """conf/model/gloss_plus.yaml's GLoSS+ over `parts` (source name -> a new unfit source), without text features;
+    `ranker` changes some of its LightGBM settings."""
+    ranker = {**settings("model", "gloss_plus")["ranker"], **(ranker or {})}
+    return make_model("gloss_plus", sources=sources, parts=parts, text_encoder=None, ranker=ranker, **overrides)
+
+
+class CountingFitter:
+    """Fits every part with its own fit() (heuristics and the Spy below), as the run's Fitter does for heuristics."""
+
+    def fit_part(self, part: Recommender, data: GlossData, name: str) -> None:
+        part.fit(data)
 
 
 def fit(model: GlossPlus, data: GlossData) -> GlossPlus:
-    model.fit_with(data, lambda part, part_data, name: part.fit(part_data))
+    model.fit_parts(data, CountingFitter())
     return model
 
 
@@ -59,8 +76,8 @@ class Spy(Recommender):
 def test_the_ranker_learns_on_labels_no_source_was_fit_on_and_test_uses_the_refit():
     data = rule_data(n_users=200, length=6)
     Spy.fits = []
-    model = fit(GlossPlus(["spy", "cooc"], {"spy": Spy, "cooc": CoOccurrence}, depth=10, early_stopping_rounds=0,
-                          ranker={"n_estimators": 20}), data)
+    model = fit(gloss_plus(["spy", "cooc"], {"spy": Spy, "cooc": COOC}, depth=10, early_stopping_rounds=0,
+                           ranker={"n_estimators": 20}), data)
     held_fit, full_fit = Spy.fits
     train = data.split.train_sequences()
     # the held-out fit never holds a user's last training item (the ranker's label) ...
@@ -76,10 +93,10 @@ def test_the_ranker_learns_which_source_to_trust():
     test = data.split.test_examples()
     histories, targets = data.split.histories(test), data.split.targets(test)
     segments = np.array(["all"] * len(test))
-    model = fit(GlossPlus(["popularity", "cooc"], {"popularity": Popularity, "cooc": CoOccurrence}, depth=10,
-                          ranker={"n_estimators": 50, "min_child_samples": 5}), data)
+    model = fit(gloss_plus(["popularity", "cooc"], {"popularity": POPULARITY, "cooc": COOC}, depth=10,
+                           ranker={"n_estimators": 50, "min_child_samples": 5}), data)
     ranked = evaluate_ranking(model.recommend(histories, 10).items, targets, segments).overall
-    popularity = Popularity()
+    popularity = POPULARITY()
     popularity.fit(data)
     alone = evaluate_ranking(popularity.recommend(histories, 10).items, targets, segments).overall
     assert alone["recall@5"] < 0.4 and ranked["recall@5"] > 0.95  # the rule is i -> i+1: cooc's top item
@@ -87,15 +104,15 @@ def test_the_ranker_learns_which_source_to_trust():
 
 def test_unknown_source_or_ablation_is_refused():
     with pytest.raises(GlossError, match="model.sources"):
-        GlossPlus(["cooc", "nope"], {"cooc": CoOccurrence})
+        gloss_plus(["cooc", "nope"], {"cooc": COOC})
     with pytest.raises(GlossError, match="model.ablation"):
-        GlossPlus(["cooc"], {"cooc": CoOccurrence}, ablation=["popularity"])
+        gloss_plus(["cooc"], {"cooc": COOC}, ablation=["popularity"])
 
 
 @pytest.mark.slow
 def test_gloss_plus_run_trains_its_sources_and_writes_the_ablation(tiny_root: Path, tmp_path: Path):
     args = [*TINY, "model=gloss_plus", "retriever=bm25", "model.sources=[sasrec,cooc,lis]",
-            "model.source_models.sasrec.hidden=16", "trainer.max_epochs=1", "eval.val=true",
+            "+model.parts.sasrec.hidden=16", "trainer.max_epochs=1", "eval.val=true",
             "model.ablation=[sasrec]", "model.ranker.n_estimators=20", "model.early_stopping_rounds=0"]
     proc = run_cli("run.py", [*args, f"hydra.run.dir={tmp_path / 'run'}"], tiny_root, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -115,12 +132,12 @@ def test_gloss_plus_run_trains_its_sources_and_writes_the_ablation(tiny_root: Pa
 @pytest.mark.slow
 def test_the_generator_is_a_source_trained_with_its_own_recipe_on_the_held_out_cut(tiny_root: Path, tmp_path: Path):
     """model.sources=[gloss_scratch, ...]: the generator trains in parts/<stage>/gloss_scratch with the prompt DataModule
-    and its recipe's epochs (source_recipes.gloss_scratch), while the run's Trainer and DataModule stay the ID models'."""
-    gen = "model.source_models.gloss_scratch"
+    and its own recipe's epochs (model.parts.gloss_scratch.recipe), not the ID models' recipe."""
+    gen = "+model.parts.gloss_scratch"
     args = [*TINY, "model=gloss_plus", "retriever=bm25", "model.sources=[gloss_scratch,cooc]",
             "model.refit=false", f"{gen}.backbone.hidden_size=32", f"{gen}.backbone.vocab_size=300",
-            f"{gen}.generation.batch_size=16", "source_recipes.gloss_scratch.trainer.max_epochs=2",
-            "source_recipes.gloss_scratch.callbacks.ranking_eval.max_users=20", "model.ablation=[gloss_scratch]",
+            f"{gen}.generation.batch_size=16", f"{gen}.recipe.trainer.max_epochs=2",
+            f"{gen}.recipe.callbacks.ranking_eval.max_users=20", "model.ablation=[gloss_scratch]",
             "model.ranker.n_estimators=20", "model.early_stopping_rounds=0"]
     proc = run_cli("run.py", [*args, f"hydra.run.dir={tmp_path / 'run'}"], tiny_root, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]

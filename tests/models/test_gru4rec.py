@@ -1,9 +1,9 @@
-from gloss.models.gru4rec import GRU4Rec
+from tests.models.factory import make_model
 from tests.models.id_helpers import assert_padding_invariant, assert_scores_catalog, built, compose_model, fit_model, recall_at_5
 
 
 def test_padding_and_catalog_scores():
-    model = built(GRU4Rec(max_len=12, hidden=16))
+    model = built(make_model("gru4rec", max_len=12, hidden=16))
     assert_padding_invariant(model)
     assert_scores_catalog(model)
 

@@ -4,10 +4,7 @@ import numpy as np
 
 from gloss.data import load_dataset
 from gloss.models.base import top_k_scores
-from gloss.models.cooc import CoOccurrence
-from gloss.models.lis import LastItemSearch
-from gloss.models.popularity import Popularity
-from gloss.retrieval import BM25Retriever
+from tests.models.factory import make_model, make_retriever
 
 
 def tiny(tiny_root: Path, tmp_path: Path):
@@ -22,7 +19,7 @@ def test_top_k_excludes_seen():
 
 def test_cooc_learns_the_item_cycle(tiny_root: Path, tmp_path: Path):
     data = tiny(tiny_root, tmp_path)
-    model = CoOccurrence(symmetric=False, history_items=1)
+    model = make_model("cooc", symmetric=False, history_items=1)
     model.fit(data)
     ex = data.split.test_examples()
     hist = data.split.histories(ex)
@@ -36,7 +33,7 @@ def test_cooc_learns_the_item_cycle(tiny_root: Path, tmp_path: Path):
 
 def test_popularity_and_exclude_seen(tiny_root: Path, tmp_path: Path):
     data = tiny(tiny_root, tmp_path)
-    model = Popularity(exclude_seen=True)
+    model = make_model("popularity", exclude_seen=True)
     model.fit(data)
     hist = data.split.histories(data.split.test_examples())
     ranking = model.recommend(hist, 10)
@@ -46,11 +43,11 @@ def test_popularity_and_exclude_seen(tiny_root: Path, tmp_path: Path):
 
 def test_lis_query_is_last_title(tiny_root: Path, tmp_path: Path):
     data = tiny(tiny_root, tmp_path)
-    model = LastItemSearch(BM25Retriever())
+    model = make_model("lis", retriever=make_retriever("bm25"))
     model.fit(data)
     hist = data.split.histories(data.split.test_examples())
     ranking = model.recommend(hist, 5)
     assert all(row[0] == h[-1] for h, row in zip(hist, ranking.items))  # paper LIS: the item itself ranks first
-    seen_free = LastItemSearch(BM25Retriever(), exclude_seen=True)
+    seen_free = make_model("lis", retriever=make_retriever("bm25"), exclude_seen=True)
     seen_free.fit(data)
     assert all(h[-1] not in row for h, row in zip(hist, seen_free.recommend(hist, 5).items))

@@ -7,6 +7,7 @@ import pytest
 from gloss.errors import GlossError
 from gloss.models.lis import LastItemSearch
 from gloss.retrieval import Retriever
+from tests.models.factory import make_model
 
 # item i's title retrieves: itself first (as dense retrieval does), then its neighbours
 NEIGHBOURS = {0: [0, 5, 6, 7], 1: [1, 6, 8, 9], 2: [2, 7, 9, 5], 3: [3, 4, 8, 6]}
@@ -26,7 +27,7 @@ class NeighbourRetriever(Retriever):
 
 
 def fitted(**kwargs) -> LastItemSearch:
-    model = LastItemSearch(NeighbourRetriever(), extra_depth=2, **kwargs)
+    model: LastItemSearch = make_model("lis", retriever=NeighbourRetriever(), extra_depth=2, **kwargs)
     data = SimpleNamespace(catalog=SimpleNamespace(texts=[f"Title: item {i}" for i in range(10)]))
     model.fit(data)
     return model
@@ -65,6 +66,6 @@ def test_exclude_seen_and_score_modes():
 
 def test_bad_config_is_a_user_error():
     with pytest.raises(GlossError, match="fusion"):
-        LastItemSearch(NeighbourRetriever(), fusion="mean")
+        make_model("lis", retriever=NeighbourRetriever(), fusion="mean")
     with pytest.raises(GlossError, match="n_queries"):
-        LastItemSearch(NeighbourRetriever(), n_queries=0)
+        make_model("lis", retriever=NeighbourRetriever(), n_queries=0)

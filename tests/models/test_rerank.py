@@ -5,13 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from gloss.data.prompt_datamodule import PromptEncoder, left_pad
+from gloss.data.padding import left_pad_prompts
+from gloss.data.prompt_datamodule import PromptEncoder
 from gloss.data.prompts import PromptTemplate
 from gloss.errors import GlossError
-from gloss.models.cooc import CoOccurrence
 from gloss.models.rerank import completion_logprobs, rerank_scores
-from gloss.models.scratch_lm import scratch_llama
-from tests.models.test_generator import COMPACT, TINY, TITLES, recommender, tiny_data
+from tests.models.factory import make_model
+from tests.models.test_generator import COMPACT, TITLES, recommender, tiny_data, tiny_llama
+
+
+def rerank(**settings) -> dict:
+    """model.rerank: a pool of the first 3 generated hits and 2 neighbours, LM-scored; `settings` over that."""
+    return {"generated": 3, "neighbours": 2, "collaborative": 0, "contrast": 0.5, "lm_weight": 1.0,
+            "collaborative_weight": 0.0, "collaborative_floor": 1e-3, "batch_size": 32, **settings}
 
 
 def naive_logprob(model, prompt: list[int], completion: list[int]) -> float:
@@ -22,7 +28,7 @@ def naive_logprob(model, prompt: list[int], completion: list[int]) -> float:
 
 def item_model_and_prompts(tmp_path):
     data = tiny_data()
-    model, tok = scratch_llama(data, str(tmp_path), item_embeddings="svd", **TINY)
+    model, tok = tiny_llama(data, tmp_path, item_embeddings="svd")
     model.eval()
     enc = PromptEncoder(tok, PromptTemplate(**COMPACT), TITLES, max_seq_length=256, item_token_offset=model.config.vocab_size)
     histories = data.split.histories(data.split.examples("test"))[:3]
@@ -35,7 +41,7 @@ def test_prefill_once_logprobs_equal_reencoding_each_completion(tmp_path):
     model, tok, enc, prompts = item_model_and_prompts(tmp_path)
     completions = [[enc.labels(enc.completion_ids(i)) for i in items] for items in ([0, 5, 9], [3], [7, 7, 1, 2])]
     completions[1].append([tok.eos_token_id])  # a one-token completion
-    ids, mask = left_pad(prompts, tok.pad_token_id)
+    ids, mask = left_pad_prompts(prompts, tok.pad_token_id)
     got = completion_logprobs(model, ids, mask, completions, tok.pad_token_id)
     for prompt, row, scores in zip(prompts, completions, got):
         assert len(scores) == len(row)
@@ -56,7 +62,7 @@ def test_contrasted_scores_subtract_the_bos_only_likelihood(tmp_path):
 
 def test_rerank_pools_generated_hits_then_last_item_neighbours_and_sorts_by_score(tmp_path):
     data = tiny_data()
-    rec = recommender(tmp_path, rerank={"generated": 3, "neighbours": 2, "contrast": 0.5})
+    rec = recommender(tmp_path, rerank=rerank())
     rec.build_for(data, seed=0)
     histories = data.split.histories(data.split.examples("test"))
     generated = np.array([[4, -1, 4]] * len(histories))
@@ -75,9 +81,9 @@ def test_rerank_pools_generated_hits_then_last_item_neighbours_and_sorts_by_scor
         assert (np.diff(ranking.scores[u, :n]) <= 0).all()
 
 
-def collaborative_recommender(tmp_path, **rerank):
-    settings = {"generated": 3, "neighbours": 2, "collaborative": 4, "contrast": 0.5, "collaborative_weight": 1.0, **rerank}
-    return recommender(tmp_path, rerank=settings, collaborative=CoOccurrence(),
+def collaborative_recommender(tmp_path, **settings):
+    return recommender(tmp_path, rerank=rerank(**{"collaborative": 4, "collaborative_weight": 1.0, **settings}),
+                       collaborative=make_model("cooc"),
                        ablation={"beam_order": None, "no_lm": {"lm_weight": 0}, "lm_only": {"collaborative_weight": 0},
                                  "no_generated": {"generated": 0}})
 
@@ -89,7 +95,7 @@ def test_collaborative_pool_adds_the_models_top_items_and_scores_relative_to_its
     histories = data.split.histories(data.split.examples("test"))
     generated = np.array([[4, -1, 4]] * len(histories))
     pools, collab = rec.candidate_pool(histories, generated)
-    scores = CoOccurrence()
+    scores = make_model("cooc")
     scores.fit(data)
     full = scores.score(histories)
     for u, (h, pool, c) in enumerate(zip(histories, pools, collab)):
@@ -165,10 +171,12 @@ def test_memo_starts_afresh_when_the_weights_change(tmp_path):
     assert "marker" not in rec.memo_for(histories)
 
 
-def test_unknown_rerank_key_and_missing_collaborative_model_are_config_errors(tmp_path):
+def test_unknown_or_missing_rerank_key_and_missing_collaborative_model_are_config_errors(tmp_path):
     with pytest.raises(GlossError, match=r"model\.rerank\.neighbors: unknown rerank key"):
-        recommender(tmp_path, rerank={"neighbors": 3})
+        recommender(tmp_path, rerank=rerank(neighbors=3))
+    with pytest.raises(GlossError, match=r"model\.rerank: missing collaborative_floor"):
+        recommender(tmp_path, rerank={k: v for k, v in rerank().items() if k != "collaborative_floor"})
     with pytest.raises(GlossError, match=r"model\.ablation\.x\.colab: unknown"):
-        recommender(tmp_path, rerank={"generated": 3}, ablation={"x": {"colab": 1}})
+        recommender(tmp_path, rerank=rerank(), ablation={"x": {"colab": 1}})
     with pytest.raises(GlossError, match=r"model\.rerank: collaborative/collaborative_weight need model\.collaborative"):
-        recommender(tmp_path, rerank={"collaborative": 5})
+        recommender(tmp_path, rerank=rerank(collaborative=5))

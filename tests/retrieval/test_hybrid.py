@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 
 from gloss.errors import GlossError
 from gloss.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
+from tests.models.factory import make_retriever
 
 
 class FixedRetriever(Retriever):
@@ -55,15 +56,18 @@ def test_rrf_matches_formula_and_pads():
 def test_weights_select_one_side():
     dense = FixedRetriever({"q": [3, 1, 4]})
     sparse = FixedRetriever({"q": [4, 3, 1]})
-    assert HybridRetriever(dense, sparse, weights=[1, 0], depth=3).search(["q"], 3)[0][0].tolist() == [3, 1, 4]
-    assert HybridRetriever(dense, sparse, weights=[0, 1], depth=3).search(["q"], 3)[0][0].tolist() == [4, 3, 1]
+    def hybrid(weights):
+        return make_retriever("hybrid", dense=dense, sparse=sparse, weights=weights, depth=3)
+
+    assert hybrid([1, 0]).search(["q"], 3)[0][0].tolist() == [3, 1, 4]
+    assert hybrid([0, 1]).search(["q"], 3)[0][0].tolist() == [4, 3, 1]
     with pytest.raises(GlossError, match="weights"):
-        HybridRetriever(dense, sparse, weights=[1.0])
+        hybrid([1.0])
 
 
 def test_hybrid_with_real_bm25_on_both_sides():
     texts = ["Title: red lipstick matte", "Title: blue nail polish", "Title: red nail polish", "Title: face cream"]
-    hybrid = HybridRetriever(BM25Retriever(), BM25Retriever(), depth=4)
+    hybrid = make_retriever("hybrid", dense=make_retriever("bm25"), sparse=make_retriever("bm25"), depth=4)
     hybrid.index(texts)
     ids, _ = hybrid.search(["red nail polish"], 2)
     assert ids[0, 0] == 2 and set(ids[0].tolist()) <= {0, 1, 2}

@@ -2,13 +2,14 @@
 import numpy as np
 import pytest
 
-from gloss.retrieval import BM25Retriever, DenseRetriever
+from gloss.retrieval import DenseRetriever
+from tests.models.factory import make_retriever
 
 CATALOG = ["Title: red lipstick matte", "Title: blue shampoo for curly hair", "Title: waterproof black mascara", "Title: vitamin c serum"]
 
 
 def test_bm25_stems_and_ranks():
-    r = BM25Retriever()
+    r = make_retriever("bm25")
     r.index(CATALOG)
     ids, scores = r.search(["shampoos for curls", "mascaras waterproofing"], k=2)
     assert ids[:, 0].tolist() == [1, 2]
@@ -16,7 +17,7 @@ def test_bm25_stems_and_ranks():
 
 
 def test_bm25_no_overlap_is_no_hit():
-    r = BM25Retriever()
+    r = make_retriever("bm25")
     r.index(CATALOG)
     ids, _ = r.search(["zzz qqq"], k=2)
     assert ids.tolist() == [[-1, -1]]
@@ -25,7 +26,7 @@ def test_bm25_no_overlap_is_no_hit():
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory) -> DenseRetriever:
     cache = tmp_path_factory.mktemp("cache")
-    r = DenseRetriever(cache_dir=str(cache), batch_size=8)
+    r: DenseRetriever = make_retriever("dense", cache_dir=str(cache), batch_size=8)
     try:
         r.index(CATALOG)
     except Exception as e:  # noqa: BLE001 - the encoder is an optional offline package
@@ -62,7 +63,7 @@ def test_bm25s_and_faiss_load_only_when_used_and_jax_stays_off_the_gpu():
             "import gloss.retrieval, gloss.models, gloss.experiment\n"
             "assert 'bm25s' not in sys.modules and 'faiss' not in sys.modules, 'imported at start'\n"
             "from gloss.retrieval import BM25Retriever\n"
-            "r = BM25Retriever(); r.index(['red shoe', 'blue hat'])\n"
+            "r = BM25Retriever(k1=1.5, b=0.75, method='lucene', stopwords='en'); r.index(['red shoe', 'blue hat'])\n"
             "assert 'bm25s' in sys.modules and os.environ['JAX_PLATFORMS'] == 'cpu'\n")
     env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
