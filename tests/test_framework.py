@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from gloss.callbacks.ranking_eval import RankingEvalCallback
-from gloss.data.sequence_datamodule import rank_share
+from gloss.data.samplers import rank_share
 from gloss.experiment import run_experiment
 from gloss.models.sasrec import SASRec
 from tests.conftest import TINY, composed, run_cli
+from tests.models.factory import make_model
 from tests.models.conftest import rule_data
 
 # --- devices and ranks -----------------------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ def test_batches_are_shared_out_evenly_by_rank():
 
 def test_validation_metrics_reduced_over_rank_shards_equal_one_process():
     data = rule_data(n_users=200)
-    model = SASRec(max_len=8, hidden=16)
+    model = make_model("sasrec", max_len=8, hidden=16)
     torch.manual_seed(0)
     model.build_for(data, seed=0)
     model.eval()

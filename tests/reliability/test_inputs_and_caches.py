@@ -15,6 +15,7 @@ from gloss.data import load_dataset
 from gloss.data.readers import read_offline, read_official
 from gloss.errors import DataFormatError, GlossError
 from gloss.retrieval.dense import DenseRetriever
+from tests.models.factory import make_retriever
 from tests.conftest import TINY, composed, run_cli
 
 
@@ -52,7 +53,7 @@ class CountingEncoder:
 
 
 def dense_with_fake_encoder(folder: Path, cache: Path) -> tuple[DenseRetriever, CountingEncoder]:
-    retriever = DenseRetriever(encoder=str(folder), cache_dir=str(cache))
+    retriever = make_retriever("dense", encoder=str(folder), cache_dir=str(cache))
     retriever._model = fake = CountingEncoder(folder)
     return retriever, fake
 

@@ -12,10 +12,8 @@ import pytest
 from gloss.data import Catalog, GlossData, split_leave_one_out
 from gloss.errors import GlossError
 from gloss.eval import results_table
-from gloss.models.popularity import Popularity
-from gloss.models.precomputed import PrecomputedGenerations
 from gloss.report import main, write_report
-from gloss.retrieval import BM25Retriever
+from tests.models.factory import make_model, make_retriever
 from tests.test_report import table_rows, write_metrics
 
 TITLES = [f"{b} {k} {n} Ounce" for n, (b, k) in enumerate(
@@ -54,7 +52,7 @@ def test_malformed_generations_file_is_one_error(tmp_path: Path, mutate, where: 
     path = tmp_path / "gen.json"
     path.write_text(json.dumps(mutate(entries)))
     with pytest.raises(GlossError) as e:
-        PrecomputedGenerations(str(path), BM25Retriever()).fit(data)
+        make_model("precomputed", path=str(path), retriever=make_retriever("bm25")).fit(data)
     assert str(path) in str(e.value) and where in str(e.value)
 
 
@@ -70,7 +68,7 @@ def test_users_file_evaluates_exactly_the_files_examples(tmp_path: Path, caplog)
     entries.append(entries[1])  # duplicate
     path = tmp_path / "val_generations.json"
     path.write_text(json.dumps(entries))
-    model = PrecomputedGenerations(str(path), BM25Retriever(), users="file")
+    model = make_model("precomputed", path=str(path), retriever=make_retriever("bm25"), users="file")
     with caplog.at_level(logging.INFO, logger="gloss"):
         model.fit(data)
     for split in ("val", "test"):
@@ -87,20 +85,20 @@ def test_users_file_with_no_match_and_bad_setting(tmp_path: Path):
     path = tmp_path / "gen.json"
     path.write_text(json.dumps([{**entry(data, 0, 1), "reviewer_id": "nobody"}]))
     with pytest.raises(GlossError, match="no entry .* matches dataset tiny"):
-        PrecomputedGenerations(str(path), BM25Retriever(), users="file").fit(data)
+        make_model("precomputed", path=str(path), retriever=make_retriever("bm25"), users="file").fit(data)
     with pytest.raises(GlossError, match="model.users=everyone"):
-        PrecomputedGenerations(str(path), BM25Retriever(), users="everyone")
+        make_model("precomputed", path=str(path), retriever=make_retriever("bm25"), users="everyone")
 
 
 def test_examples_for_defaults_to_the_split(tmp_path: Path):
     data = tiny_data()
     path = tmp_path / "gen.json"
     path.write_text(json.dumps([entry(data, u, c) for u, c in data.split.examples("test")]))
-    model = PrecomputedGenerations(str(path), BM25Retriever())
+    model = make_model("precomputed", path=str(path), retriever=make_retriever("bm25"))
     model.fit(data)
     for split in ("val", "test"):
         assert model.examples_for(split, data).tolist() == data.split.examples(split).tolist()
-        assert Popularity().examples_for(split, data).tolist() == data.split.examples(split).tolist()
+        assert make_model("popularity").examples_for(split, data).tolist() == data.split.examples(split).tolist()
 
 
 # --- item 12: gloss.report ---------------------------------------------------------------------------------------

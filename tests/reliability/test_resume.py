@@ -13,10 +13,8 @@ from lightning.fabric.utilities.data import _set_sampler_epoch
 from omegaconf import open_dict
 from torch.utils.data import DataLoader
 
-from gloss.data.prompt_datamodule import _GroupedSampler
-from gloss.data.sequence_datamodule import LengthBucketSampler
+from gloss.data.samplers import LengthGroupedBatchSampler
 from gloss.eval import evaluate_ranking
-from gloss.training import train
 from tests.models.conftest import rule_data
 from tests.models.id_helpers import compose_model, fit_model
 
@@ -60,14 +58,12 @@ def assert_same_run(uninterrupted: Path, resumed: Path) -> None:
         assert_same_tensors(sa, sb)
 
 
-@pytest.mark.parametrize("kind", ["length_bucket", "grouped"])
-def test_batches_are_a_function_of_seed_and_lightnings_epoch(kind):
+@pytest.mark.parametrize("group, rng", [(4, "torch"), (64, "numpy")])  # the sequence and the prompt DataModule's
+def test_batches_are_a_function_of_seed_and_lightnings_epoch(group, rng):
     lengths = np.random.default_rng(0).integers(1, 40, 203)
 
     def make(rank: int = 0, world_size: int = 1):
-        if kind == "length_bucket":
-            return LengthBucketSampler(torch.from_numpy(lengths), 8, seed=3, pool=4, rank=rank, world_size=world_size)
-        return _GroupedSampler(lengths, 8, seed=3, rank=rank, world_size=world_size)
+        return LengthGroupedBatchSampler(lengths, 8, seed=3, group=group, rng=rng, rank=rank, world_size=world_size)
 
     loader = DataLoader(range(len(lengths)), batch_sampler=make())
     batches = iter(loader)  # Lightning creates a fit's first iterator before it sets that epoch (resume: not 0)
@@ -108,16 +104,16 @@ def test_resumed_sasrec_is_the_uninterrupted_run(tmp_path):
 
 
 def test_resumed_generator_is_the_uninterrupted_run(tmp_path):
-    from tests.models.test_generator import recommender, run_cfg, tiny_data
+    from tests.models.test_generator import recommender, run_cfg, tiny_data, train
 
     data = tiny_data()
     straight = recommender(tmp_path, "svd")
-    train(run_cfg(3), straight, data, tmp_path / "a", loggers=[])
+    train(run_cfg(3), straight, data, tmp_path / "a")
 
     with pytest.raises(Killed):
-        train(with_kill(run_cfg(3), 1), recommender(tmp_path, "svd"), data, tmp_path / "b", loggers=[])
+        train(with_kill(run_cfg(3), 1), recommender(tmp_path, "svd"), data, tmp_path / "b")
     resumed = recommender(tmp_path, "svd")
-    train(run_cfg(3, "last"), resumed, data, tmp_path / "b", loggers=[])
+    train(run_cfg(3, "last"), resumed, data, tmp_path / "b")
 
     assert_same_run(tmp_path / "a", tmp_path / "b")
     assert_same_tensors(straight.lightning_module.state_dict(), resumed.lightning_module.state_dict())
