@@ -19,8 +19,12 @@ from gloss.errors import GlossError
 def main(cfg: DictConfig) -> None:
     if not isinstance(cfg.history, (list, ListConfig)) or not len(cfg.history):
         raise GlossError(f"history={cfg.history!r}: give a non-empty list of ASINs, e.g. history='[B0001,B0002]'")
+    if any(not str(entry).strip() for entry in cfg.history):
+        raise GlossError(f"history={list(cfg.history)}: an empty entry is neither an ASIN nor a title")
     if not isinstance(cfg.k, int) or isinstance(cfg.k, bool) or cfg.k < 1:
         raise GlossError(f"k={cfg.k!r}: must be a positive integer")
+    if not isinstance(cfg.titles, bool):
+        raise GlossError(f"titles={cfg.titles!r}: must be true or false")
     from gloss.run_folder import load_run
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="[%(name)s] %(message)s")

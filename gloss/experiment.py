@@ -61,6 +61,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None
 
 def experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None) -> dict[str, dict] | None:
     resuming = cfg.get("ckpt_path") == "last"
+    if cfg.get("ckpt_path") is not None:  # a missing or unreadable checkpoint: before any data is loaded
+        from gloss.training import resolve_ckpt_path
+
+        resolve_ckpt_path(cfg.ckpt_path, run_dir)
     choices, training = {}, None
     if saved_run is None:
         data: GlossData = instantiate(cfg.dataset)

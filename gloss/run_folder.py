@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf._utils import get_yaml_loader
 
 from gloss.data import GlossData, serialize_title
 from gloss.errors import GlossError, RunFolderRefused
@@ -33,6 +35,7 @@ log = logging.getLogger("gloss")
 ITEMS_FILE = "items.tsv"  # a run folder's item map: catalog index -> ASIN, title
 LOCK_FILE = "run.lock"  # {"pid", "host"} of the run writing a folder, flock-ed while it runs (claimed)
 CONFIG_FILE = "config_resolved.yaml"
+RUN_MARKERS = {CONFIG_FILE, ".hydra", LOCK_FILE}  # what makes a folder a gloss run folder (besides its run.log)
 
 
 # --- claiming a folder -------------------------------------------------------------------------------------------
@@ -42,6 +45,22 @@ def finished_refusal(run_dir: Path) -> str | None:
         return None
     return (f"{run_dir} holds a finished run (metrics.json); results are never overwritten: use a new folder "
             "(evaluate it again with: python eval.py run_dir=<run>)")
+
+
+def foreign_refusal(run_dir: Path) -> str | None:
+    """A run writes only into a new or empty folder or a gloss run folder, and never through a symlink planted there
+    (run.log, a result, a temp file would otherwise be written outside the folder)."""
+    if not run_dir.is_dir():
+        return None
+    entries = list(run_dir.iterdir())
+    links = [p.name for p in entries if p.is_symlink()]
+    if links:
+        return f"{run_dir} holds symlinks ({', '.join(sorted(links)[:5])}); a run folder holds files only: use a new folder"
+    names = {p.name for p in entries}
+    if names - {"run.log"} and not names & RUN_MARKERS:
+        return (f"{run_dir} is not empty and not a gloss run folder (no {CONFIG_FILE} or .hydra/); nothing there is "
+                "overwritten: use a new folder")
+    return None
 
 
 def unfinished_refusal(run_dir: Path, resuming: bool) -> str | None:
@@ -106,7 +125,7 @@ def claimed(run_dir: Path, resuming: bool, cfg: DictConfig) -> Iterator[None]:
     refused (RunFolderRefused; a finished folder is left untouched) when it holds a finished run, another live run's
     run.lock, or an unfinished run without ckpt_path=last; then the job's .hydra/ record. At the end run.lock is
     removed, and a run that stopped before its results says whether there is anything to resume."""
-    if (reason := finished_refusal(run_dir)) is not None:
+    if (reason := foreign_refusal(run_dir) or finished_refusal(run_dir)) is not None:
         raise RunFolderRefused(reason)
     lock, stale = take_lock(run_dir)
     try:
@@ -156,15 +175,20 @@ def write_run_record(cfg: DictConfig, run_dir: Path, data: GlossData, resuming: 
 
 
 def check_item_map(run_dir: Path, data: GlossData) -> None:
-    """A saved run's model is only valid on the catalog it was trained on. Lines end at "\\n" only (a title may hold
-    other line separators, e.g. U+2028)."""
+    """A saved run's model is only valid on the catalog it was trained on: the same items, in the same order, with the
+    same titles. Lines end at "\\n" only (a title may hold other line separators, e.g. U+2028)."""
     path = run_dir / ITEMS_FILE
     if not path.is_file():
         raise GlossError(f"{path}: missing (not a gloss run folder, or one written before items.tsv existed)")
-    saved = [line.split("\t", 1)[0] for line in path.read_text().split("\n")[:-1]]
-    if saved != list(data.catalog.item_ids):
+    saved = [tuple(line.split("\t", 1)) for line in path.read_bytes().decode().split("\n")[:-1]]
+    catalog = data.catalog
+    if [item for item, *_ in saved] != list(catalog.item_ids):
         raise GlossError(f"{path}: the run's catalog ({len(saved)} items) differs from dataset {data.name}'s "
-                         f"({len(data.catalog)} items): the data changed since the run")
+                         f"({len(catalog)} items): the data changed since the run")
+    changed = next((i for i, (pair, title) in enumerate(zip(saved, catalog.titles)) if pair[1:] != (title,)), None)
+    if changed is not None:
+        raise GlossError(f"{path}:{changed + 1}: item {catalog.item_ids[changed]}'s title differs from dataset "
+                         f"{data.name}'s: the data changed since the run")
 
 
 # --- reading a folder ------------------------------------------------------------------------------------------------
@@ -192,6 +216,16 @@ def check_targets(node: Any, key: str) -> None:
             check_targets(value, f"{key}[{i}]")
 
 
+def literal(node: Any) -> Any:
+    """A saved config's values as they were written: an interpolation-like string (`${oc.env:...}`, `${a.b}`) is text,
+    escaped so that OmegaConf never evaluates it."""
+    if isinstance(node, dict):
+        return {key: literal(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [literal(value) for value in node]
+    return node.replace("${", "\\${") if isinstance(node, str) else node
+
+
 def read_config(run_dir: Path) -> tuple[DictConfig, dict]:
     """A run folder's resolved config (its dataset and model checked by check_targets) and its config-group choices
     (model, retriever, ...: the result labels)."""
@@ -199,7 +233,7 @@ def read_config(run_dir: Path) -> tuple[DictConfig, dict]:
     if not path.is_file():
         raise GlossError(f"run_dir={run_dir}: not a gloss run folder (no {CONFIG_FILE})")
     try:
-        cfg = OmegaConf.load(path)
+        cfg = OmegaConf.create(literal(yaml.load(path.read_text(), Loader=get_yaml_loader())))
     except Exception as e:
         raise GlossError(f"{path}: not a readable config ({type(e).__name__})") from e
     if not isinstance(cfg, DictConfig) or "dataset" not in cfg or "model" not in cfg:

@@ -72,12 +72,19 @@ def instantiate_callbacks(nodes: dict, run_dir: Path, recommender: TrainableReco
 
 
 def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
-    """`last` = this run folder's checkpoints/last.ckpt (resume); any other value is a checkpoint path."""
+    """`last` = this run folder's checkpoints/last.ckpt (resume); any other value is a checkpoint path. The file must
+    load as tensors and plain values (torch.load weights_only): a truncated or planted file is one line, before any
+    data is loaded (gloss.experiment checks it first)."""
     if ckpt_path is None:
         return None
     path = Path(run_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
     if not path.is_file():
         raise GlossError(f"ckpt_path={ckpt_path}: no checkpoint at {path} (to resume, run with hydra.run.dir=<old run folder>)")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise GlossError(f"ckpt_path={ckpt_path}: {path} is not a readable checkpoint of tensors and plain values "
+                         f"(truncated or not a checkpoint: {type(e).__name__}); refused") from e
     return str(path)
 
 

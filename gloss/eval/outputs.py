@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,14 +55,25 @@ def per_user_lines(ev: Evaluation, user_ids: list[str], targets: np.ndarray, ite
     }) + "\n" for u in range(len(user_ids))]
 
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Whole or not at all: written to <name>.tmp, synced, then renamed over `path`."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Whole or not at all: written to a new, uniquely named temp file beside `path` (created exclusively, so a planted
+    file or symlink is never written through), synced, then renamed over `path` (a symlink there is replaced, not
+    followed)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~UMASK)  # as open() would create it (mkstemp makes 0600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_run_outputs(run_dir: Path, summaries: dict[str, dict], per_user: dict[str, list[str]]) -> None:
