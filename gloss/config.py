@@ -1,9 +1,11 @@
 """Config helpers: the OmegaConf resolvers used by conf/ (registered when gloss is imported, before Hydra composes a
-config), and the composition of a composite model's parts from their own model configs."""
+config), the composition of a composite model's parts from their own model configs, and the settings a model trains
+with (its recipe under the run's overrides)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -63,3 +65,30 @@ def compose_parts(cfg: DictConfig) -> None:
         parts[name] = OmegaConf.merge(model_config(name), {"exclude_seen": "${model.exclude_seen}"}, settings or {})
     with open_dict(cfg):
         model.parts = parts
+
+
+def set_values(node: Any) -> Any:
+    """A config node without its null values (a null in trainer/, callbacks/ or datamodule means "not set here")."""
+    if isinstance(node, dict):
+        return {k: set_values(v) for k, v in node.items() if v is not None}
+    return node
+
+
+def training_settings(recipe: dict | None, cfg: DictConfig) -> dict[str, Any]:
+    """{"trainer", "callbacks", "datamodule"}: a model's recipe with every value set in the run's trainer/, callbacks/
+    and datamodule nodes over it. A callback is dropped when the run or the recipe sets it to null; callbacks=none
+    drops them all. Plain, resolved dicts."""
+    recipe = recipe or {}
+    run = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("trainer", "callbacks", "datamodule")
+           if cfg.get(key) is not None}
+    trainer = OmegaConf.merge(recipe.get("trainer") or {}, set_values(run.get("trainer") or {}))
+    recipe_callbacks = recipe.get("callbacks") or {}
+    callbacks = {}
+    for name, node in (run.get("callbacks") or {}).items():
+        if not node or (name in recipe_callbacks and recipe_callbacks[name] is None):
+            continue
+        callbacks[name] = OmegaConf.to_container(OmegaConf.merge(recipe_callbacks.get(name) or {}, set_values(node)))
+    datamodule = recipe.get("datamodule")
+    if datamodule is not None:
+        datamodule = OmegaConf.to_container(OmegaConf.merge(datamodule, set_values(run.get("datamodule") or {})))
+    return {"trainer": OmegaConf.to_container(trainer), "callbacks": callbacks, "datamodule": datamodule}

@@ -10,48 +10,21 @@ from __future__ import annotations
 import inspect
 import logging
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.trainer.states import TrainerFn
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from gloss.callbacks.epoch_seed import EpochSeed
+from gloss.config import training_settings
 from gloss.data import GlossData
 from gloss.errors import GlossError
 from gloss.models.base import Recommender, TrainableRecommender
 
 log = logging.getLogger(__name__)
-
-
-def set_values(node: Any) -> Any:
-    """A config node without its null values (a null in trainer/, callbacks/ or datamodule means "not set here")."""
-    if isinstance(node, dict):
-        return {k: set_values(v) for k, v in node.items() if v is not None}
-    return node
-
-
-def training_settings(recipe: dict | None, cfg: DictConfig) -> dict[str, Any]:
-    """{"trainer", "callbacks", "datamodule"}: a model's recipe with every value set in the run's trainer/, callbacks/
-    and datamodule nodes over it. A callback is dropped when the run or the recipe sets it to null; callbacks=none
-    drops them all. Plain, resolved dicts."""
-    recipe = recipe or {}
-    run = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("trainer", "callbacks", "datamodule")
-           if cfg.get(key) is not None}
-    trainer = OmegaConf.merge(recipe.get("trainer") or {}, set_values(run.get("trainer") or {}))
-    recipe_callbacks = recipe.get("callbacks") or {}
-    callbacks = {}
-    for name, node in (run.get("callbacks") or {}).items():
-        if not node or (name in recipe_callbacks and recipe_callbacks[name] is None):
-            continue
-        callbacks[name] = OmegaConf.to_container(OmegaConf.merge(recipe_callbacks.get(name) or {}, set_values(node)))
-    datamodule = recipe.get("datamodule")
-    if datamodule is not None:
-        datamodule = OmegaConf.to_container(OmegaConf.merge(datamodule, set_values(run.get("datamodule") or {})))
-    return {"trainer": OmegaConf.to_container(trainer), "callbacks": callbacks, "datamodule": datamodule}
 
 
 def instantiate_callbacks(nodes: dict, run_dir: Path, recommender: TrainableRecommender, data: GlossData,

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from gloss.config import compose_parts
 from gloss.models import Recommender, TrainableRecommender
 from gloss.models.base import build_model
-from gloss.training import set_values, training_settings
+from gloss.config import set_values, training_settings
 from tests.conftest import CONF, REPO, composed
 
 GOLDEN = json.loads((REPO / "tests" / "golden" / "effective_settings.json").read_text())

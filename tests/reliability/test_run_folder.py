@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 import gloss.eval.outputs
 from gloss.errors import GlossError, user_error
 from gloss.experiment import run_experiment
-from gloss.training import training_settings
+from gloss.config import training_settings
 from tests.conftest import TINY, composed, run_cli
 
 
