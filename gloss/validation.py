@@ -2,11 +2,12 @@
 place before any work: each bad value is a GlossError naming the key and what it must be."""
 from __future__ import annotations
 
+import codecs
 import inspect
 from typing import Any
 
 from hydra.utils import get_class
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from gloss.errors import GlossError
 from gloss.eval import METRIC_KEYS
@@ -16,7 +17,26 @@ from gloss.models import TrainableRecommender
 def validate_config(cfg: DictConfig, trains: bool = True) -> None:
     """Raise GlossError on the first bad setting. `trains=False`: the model comes from a saved run (eval.py), so
     training's need for validation users does not apply."""
-    data = cfg.dataset
+    check_dataset(cfg.dataset)
+
+    require_int("eval.k", cfg.eval.get("k"), 10, "Recall/NDCG@5 and @10 are read from the top-k list")
+    if cfg.eval.get("max_users") is not None:
+        require_int("eval.max_users", cfg.eval.max_users, 1, "or null: users ranked per split")
+    require_bool("eval.val", cfg.eval.get("val", False))
+    metric = cfg.get("optimized_metric")
+    if metric is not None:
+        split, _, name = str(metric).partition("/")
+        if split != "val" or name not in METRIC_KEYS:
+            raise GlossError(f"optimized_metric={metric}: must be val/<metric> with <metric> one of "
+                             f"{', '.join(METRIC_KEYS)} (sweeps tune on validation users, never on test)")
+
+    check_datamodule_overrides(cfg)
+    if (no_val := no_validation_users(cfg.dataset)) and (why := needs_validation_users(cfg, trains)) is not None:
+        raise GlossError(f"{no_val} here: there would be no validation users, and {why}")
+
+
+def check_dataset(data: DictConfig) -> None:
+    """The dataset node's keys (docs/datasets.md), before any file is read."""
     require_int("dataset.min_user_interactions", data.get("min_user_interactions", 3), 3,
                 "leave-one-out holds out a test and a validation target and trains on an earlier item: with fewer, "
                 "targets leak across splits")
@@ -32,22 +52,90 @@ def validate_config(cfg: DictConfig, trains: bool = True) -> None:
     require_int("dataset.cold_max_length", data.get("cold_max_length", 5), 0, "the cold segment's longest sequence")
     if data.get("power_min_length") is not None:
         require_int("dataset.power_min_length", data.power_min_length, 0, "or null: the power segment's threshold")
+    if data.get("k_core") is not None:
+        require_int("dataset.k_core", data.k_core, 1, "or null: users and items need at least this many interactions")
+    source = data.get("source", "offline")
+    require_choice("dataset.source", source, ("offline", "official", "table"))
+    split = data.get("split", "leave_one_out")
+    require_choice("dataset.split", split, ("leave_one_out", "temporal"))
+    val_q, test_q = data.get("temporal_val_quantile", 0.8), data.get("temporal_test_quantile", 0.9)
+    for key, q in (("temporal_val_quantile", val_q), ("temporal_test_quantile", test_q)):
+        if not is_number(q) or not 0 < q < 1:
+            raise GlossError(f"dataset.{key}={q!r}: must be a number above 0 and below 1 (a quantile of all "
+                             "interactions' timestamps)")
+    if val_q > test_q:
+        raise GlossError(f"dataset.temporal_val_quantile={val_q} is above dataset.temporal_test_quantile={test_q}: "
+                         "the validation period must come before the test period")
+    if source != "table":
+        if split == "temporal":
+            raise GlossError(f"dataset.split=temporal needs timestamps: dataset.source={source} gives sequences only "
+                             "(use a source=table dataset with a timestamp column)")
+        return
+    interactions = data.get("interactions")
+    if not isinstance(interactions, DictConfig):
+        raise GlossError("dataset.interactions: source=table needs the interactions table's node (file, user, item, "
+                         "timestamp, ...; see conf/dataset/table.yaml)")
+    check_table_file("dataset.interactions", interactions)
+    for key in ("user", "item"):
+        require_name(f"dataset.interactions.{key}", interactions.get(key))
+    if interactions.get("timestamp") is not None:
+        require_name("dataset.interactions.timestamp", interactions.timestamp)
+        require_choice("dataset.interactions.timestamp_unit", interactions.get("timestamp_unit", "s"),
+                       ("s", "ms", "us", "ns", "datetime"))
+    elif split == "temporal":
+        raise GlossError("dataset.split=temporal needs dataset.interactions.timestamp (a timestamp column)")
+    items = data.get("items")
+    if items is None:
+        return
+    if not isinstance(items, DictConfig):
+        raise GlossError(f"dataset.items={items!r}: must be the item table's node (file, item, text, ...) or null")
+    check_table_file("dataset.items", items)
+    require_name("dataset.items.item", items.get("item"))
+    text = items.get("text")
+    if not isinstance(text, ListConfig) or not text:
+        raise GlossError(f"dataset.items.text={text!r}: must be a non-empty list of column names (joined into the "
+                         "item's text)")
+    for i, name in enumerate(text):
+        require_name(f"dataset.items.text[{i}]", name)
+    if not isinstance(items.get("join", " "), str):
+        raise GlossError(f"dataset.items.join={items.join!r}: must be a string (what goes between text fields)")
 
-    require_int("eval.k", cfg.eval.get("k"), 10, "Recall/NDCG@5 and @10 are read from the top-k list")
-    if cfg.eval.get("max_users") is not None:
-        require_int("eval.max_users", cfg.eval.max_users, 1, "or null: users ranked per split")
-    require_bool("eval.val", cfg.eval.get("val", False))
-    metric = cfg.get("optimized_metric")
-    if metric is not None:
-        split, _, name = str(metric).partition("/")
-        if split != "val" or name not in METRIC_KEYS:
-            raise GlossError(f"optimized_metric={metric}: must be val/<metric> with <metric> one of "
-                             f"{', '.join(METRIC_KEYS)} (sweeps tune on validation users, never on test)")
 
-    check_datamodule_overrides(cfg)
-    if val_fraction == 0 and (why := needs_validation_users(cfg, trains)) is not None:
-        raise GlossError(f"dataset.val_fraction=0: must be above 0 (at most 1) here: there would be no validation "
-                         f"users, and {why}")
+def check_table_file(key: str, node: DictConfig) -> None:
+    """The keys of conf/dataset/_shared/table_file.yaml in `node`."""
+    require_name(f"{key}.file", node.get("file"))
+    if node.get("format") is not None:
+        require_choice(f"{key}.format", node.format, ("csv", "tsv", "parquet", "jsonl"))
+    sep = node.get("separator")
+    if sep is not None and (not isinstance(sep, str) or not sep or any(c in sep for c in '\r\n"')):
+        raise GlossError(f"{key}.separator={sep!r}: must be a non-empty string without a line break or quote, or null")
+    encoding = node.get("encoding", "utf-8")
+    try:
+        codecs.lookup(str(encoding))
+    except LookupError:
+        raise GlossError(f"{key}.encoding={encoding!r}: not a text encoding Python knows (e.g. utf-8, latin-1)") from None
+    require_bool(f"{key}.header", node.get("header", True))
+    columns = node.get("columns")
+    if columns is not None and (not isinstance(columns, ListConfig) or not all(isinstance(c, str) for c in columns)):
+        raise GlossError(f"{key}.columns={columns!r}: must be a list of column names (header=false) or null")
+    if node.get("header", True) is False and columns is None:
+        raise GlossError(f"{key}.header=false needs {key}.columns: every column's name, in file order")
+    quote = node.get("quote_char", '"')
+    if quote is not None and (not isinstance(quote, str) or len(quote) != 1):
+        raise GlossError(f"{key}.quote_char={quote!r}: must be one character or null")
+
+
+def no_validation_users(data: DictConfig) -> str | None:
+    """The dataset setting that leaves no validation users, or None."""
+    if data.get("split", "leave_one_out") == "temporal":
+        val_q, test_q = data.get("temporal_val_quantile", 0.8), data.get("temporal_test_quantile", 0.9)
+        if val_q == test_q:
+            return (f"dataset.temporal_val_quantile={val_q} equals dataset.temporal_test_quantile: must be below it "
+                    "(no validation period)")
+        return None
+    if data.get("val_fraction", 0.05) == 0:
+        return "dataset.val_fraction=0: must be above 0 (at most 1)"
+    return None
 
 
 def trained_units(cfg: DictConfig) -> dict[str, DictConfig]:
@@ -99,6 +187,16 @@ def is_number(value: Any) -> bool:
 def require_int(key: str, value: Any, minimum: int, why: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise GlossError(f"{key}={value!r}: must be an integer >= {minimum} ({why})")
+
+
+def require_name(key: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise GlossError(f"{key}={value!r}: must be a name (a non-empty string)")
+
+
+def require_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise GlossError(f"{key}={value!r}: must be one of {', '.join(choices)}")
 
 
 def require_bool(key: str, value: Any) -> None:

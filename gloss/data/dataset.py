@@ -1,16 +1,21 @@
-"""`load_dataset`: read, preprocess and split one Amazon category; cached by input content + every setting that
-shapes the result (`strict` included: a strict run never reuses a lenient parse that skipped lines)."""
+"""`load_dataset`: read, preprocess and split one dataset (Amazon 2014 files, or any interactions + item table:
+`source=table`, docs/datasets.md); cached by input content + every setting that shapes the result (`strict` included:
+a strict run never reuses a lenient parse that skipped lines)."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
 from gloss.cache import cached_pickle, content_key
-from gloss.data.readers import RawData, download_official, read_official, read_offline
-from gloss.data.split import Catalog, Split, preprocess, split_leave_one_out
+from gloss.data.readers import download_official, read_official, read_offline
+from gloss.data.split import Catalog, Split, build_sequences, raw_events, split_leave_one_out, split_temporal
+from gloss.data.table import Events, read_table_source, table_files
 from gloss.errors import GlossError
 from gloss.eval.metrics import SEGMENTS
 
@@ -49,8 +54,14 @@ class GlossData:
             "interactions": int(self.split.lengths.sum()),
             "val_users": len(self.split.val_users),
             "train_examples": len(self.split.train_examples),
+            "test_examples": len(self.split.test_examples()),
             **{f"segment_{s}": int((seg == s).sum()) for s in SEGMENTS},
         }
+
+
+SOURCES = ("offline", "official", "table")
+SPLITS = ("leave_one_out", "temporal")
+UNIT_SECONDS = {"s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "datetime": 1e-6}
 
 
 def load_dataset(
@@ -68,11 +79,19 @@ def load_dataset(
     cold_max_length: int = 5,
     power_percentile: float = 90.0,
     power_min_length: int | None = None,
+    k_core: int | None = None,
+    split: str = "leave_one_out",
+    temporal_val_quantile: float = 0.8,
+    temporal_test_quantile: float = 0.9,
+    folder: str | None = None,
+    interactions: Mapping | None = None,
+    items: Mapping | None = None,
 ) -> GlossData:
-    """Build (or load from cache) the GLoSS split of one dataset.
+    """Build (or load from cache) the split of one dataset (every key: docs/datasets.md).
 
     source=offline reads `<data_dir>/amazon2014/<name>/`; source=official reads
-    `<data_dir>/amazon2014_raw/reviews_<category>_5.json.gz` + `meta_<category>.json.gz`.
+    `<data_dir>/amazon2014_raw/reviews_<category>_5.json.gz` + `meta_<category>.json.gz`; source=table reads the
+    `interactions` and `items` tables under `<data_dir>/<folder>` (folder: default `name`; absolute: as is).
     """
     root = Path(data_dir).expanduser()
     if not root.is_dir():
@@ -80,38 +99,61 @@ def load_dataset(
             f"data directory {root} does not exist; set GLOSS_DATA_DIR (e.g. GLOSS_DATA_DIR=../shared/data) "
             "or paths.data_dir"
         )
+    if split not in SPLITS:
+        raise GlossError(f"dataset.split={split!r}: must be one of {', '.join(SPLITS)}")
+    interactions, items = plain(interactions), plain(items)
+    read: Callable[[], Events]
     if source == "offline":
-        folder = root / "amazon2014" / name
-        files = [folder / "user_sequence.txt", folder / "item_titles.tsv"]
-        read = lambda: read_offline(folder, strict)  # noqa: E731
+        where = root / "amazon2014" / name
+        files = [where / "user_sequence.txt", where / "item_titles.tsv"]
+        read = lambda: raw_events(read_offline(where, strict))  # noqa: E731
     elif source == "official":
         if not category:
             raise GlossError(f"dataset {name}: source=official needs dataset.category (e.g. Beauty)")
-        folder = root / "amazon2014_raw"
-        files = [folder / f"reviews_{category}_5.json.gz", folder / f"meta_{category}.json.gz"]
-        read = lambda: read_official(folder, category, strict)  # noqa: E731
+        where = root / "amazon2014_raw"
+        files = [where / f"reviews_{category}_5.json.gz", where / f"meta_{category}.json.gz"]
+        read = lambda: raw_events(read_official(where, category, strict))  # noqa: E731
         if download:
-            download_official(folder, category)
+            download_official(where, category)
+    elif source == "table":
+        if interactions is None:
+            raise GlossError(f"dataset {name}: source=table needs dataset.interactions (the interactions table)")
+        where = root / Path(folder if folder is not None else name).expanduser()
+        files = table_files(where, interactions, items)  # a missing file: one line naming it
+        read = lambda: read_table_source(where, interactions, items, strict)  # noqa: E731
     else:
-        raise GlossError(f"dataset.source must be 'offline' or 'official', got {source!r}")
+        raise GlossError(f"dataset.source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if split == "temporal" and (source != "table" or interactions.get("timestamp") is None):
+        raise GlossError("dataset.split=temporal needs timestamps: dataset.source=table with a "
+                         "dataset.interactions.timestamp column (the Amazon 2014 sources give sequences only)")
 
     def build() -> GlossData:
-        raw: RawData = read()
-        catalog, user_ids, seqs = preprocess(raw, min_user_interactions)
-        if not user_ids:
-            raise GlossError(f"dataset {name}: no user has >= {min_user_interactions} titled interactions")
-        split = split_leave_one_out(user_ids, seqs, val_fraction, seed, all_prefixes)
-        power_min = power_min_length if power_min_length is not None else float(np.percentile(split.lengths, power_percentile))
-        return GlossData(name, catalog, split, (cold_max_length, power_min), dict(raw.skipped))
+        events = read()
+        seqs = build_sequences(events, min_user_interactions, k_core)
+        if not seqs.user_ids:
+            raise GlossError(f"dataset {name}: no user has >= {max(min_user_interactions, k_core or 0)} interactions "
+                             "with titled items" + (f" after the {k_core}-core filter" if k_core else ""))
+        if split == "temporal":
+            data_split, cuts = split_temporal(seqs.user_ids, seqs.sequences, seqs.times, temporal_val_quantile,
+                                              temporal_test_quantile, all_prefixes)
+            log.info("dataset %s: temporal split at T_val=%s, T_test=%s", name,
+                     *(as_time(t, events.time_unit) for t in cuts))
+        else:
+            data_split = split_leave_one_out(seqs.user_ids, seqs.sequences, val_fraction, seed, all_prefixes)
+        lengths = data_split.lengths
+        power_min = power_min_length if power_min_length is not None else float(np.percentile(lengths, power_percentile))
+        return GlossData(name, seqs.catalog, data_split, (cold_max_length, power_min), dict(events.skipped))
 
     if not all(f.is_file() for f in files):
         return build()  # raises the reader's clear "expected files" message
-    # every argument that shapes the result except `download` (fetches the files, which are hashed) and the two
-    # folders (the files' contents are hashed instead); the version in the key changes whenever the code builds
-    # different data from the same inputs
+    # every argument that shapes the result except `download` (fetches the files, which are hashed) and the folders
+    # (the files' contents are hashed instead); the version in the key changes whenever the code builds different
+    # data from the same inputs
     key = content_key(
-        "gloss-data-v3", name, source, category, strict, min_user_interactions, val_fraction, seed, all_prefixes,
-        cold_max_length, power_percentile, power_min_length, files=files,
+        "gloss-data-v4", name, source, category, strict, min_user_interactions, val_fraction, seed, all_prefixes,
+        cold_max_length, power_percentile, power_min_length, k_core, split, temporal_val_quantile,
+        temporal_test_quantile, interactions if source == "table" else None, items if source == "table" else None,
+        files=files,
     )
     data, was_cached = cached_pickle(Path(cache_dir).expanduser() / "data" / f"{name}-{key}.pkl", build)
     skipped = sum(data.skipped.values())
@@ -119,3 +161,17 @@ def load_dataset(
         log.warning("dataset %s: skipped %d malformed line(s): %s", name, skipped, data.skipped)
     log.info("dataset %s (%s): %s", name, "cached" if was_cached else "built", data.stats())
     return data
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain dicts and lists (Hydra passes nested nodes as DictConfig)."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def as_time(value: float, unit: str | None) -> str:
+    """A timestamp for the log: its value and, for a known unit, the UTC date."""
+    try:
+        when = datetime.fromtimestamp(value * UNIT_SECONDS[unit], tz=timezone.utc)
+        return f"{value} ({when:%Y-%m-%d %H:%M:%S} UTC)"
+    except (KeyError, OverflowError, OSError, ValueError):
+        return str(value)

@@ -54,7 +54,7 @@ def test_cache_is_keyed_by_content(tiny_root: Path, tmp_path: Path):
 def test_beauty_counts_equal_glosss(shared_data_dir: Path, tmp_path: Path):
     data = load_dataset("beauty", str(shared_data_dir), str(tmp_path), power_min_length=None)
     assert data.stats() == {
-        "users": 22363, "items": 12094, "interactions": 198371, "val_users": 1118, "train_examples": 22363,
+        "users": 22363, "items": 12094, "interactions": 198371, "val_users": 1118, "train_examples": 22363, "test_examples": 22363,
         "segment_cold": 7180, "segment_regular": 12996, "segment_power": 2187,
     }
     assert data.segment_thresholds == (5, 14.0)
