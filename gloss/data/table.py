@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,15 +93,18 @@ class Table:
         self.names = list(node["columns"]) if node.get("columns") is not None else None
         self.quote_char = node.get("quote_char", '"')
         self.source = self.load()
+        self.bad_lines = 0  # JSON lines skipped with strict=false
+        if self.format == "jsonl" and not strict:
+            self.source = self.valid_json_lines()
         self.schema = self.peek()
 
     def load(self) -> Path | bytes:
         """The path itself, or the file's bytes re-encoded as UTF-8 (gzip, another encoding, or a multi-character
         separator swapped for UNIT_SEPARATOR)."""
         csv = self.format in ("csv", "tsv")
-        utf8 = codecs.lookup(self.encoding).name == "utf-8"
+        utf8 = self.format == "parquet" or codecs.lookup(self.encoding).name == "utf-8"  # parquet: binary
         multi = csv and len(self.separator) > 1
-        if self.path.suffix != ".gz" and (utf8 or not csv) and not multi:
+        if self.path.suffix != ".gz" and utf8 and not multi:
             return self.path
         data = gzip.open(self.path).read() if self.path.suffix == ".gz" else self.path.read_bytes()
         if utf8 and not multi:
@@ -117,6 +121,31 @@ class Table:
             text = text.replace(self.separator, UNIT_SEPARATOR)
         return text.encode("utf-8")
 
+    def valid_json_lines(self) -> Path | bytes:
+        """strict=false: the file without its lines that are not a JSON object (counted in `bad_lines`); the lines are
+        checked one by one only when polars cannot read the file as it is."""
+        try:
+            pl.read_ndjson(self.src(), infer_schema_length=INFER_ROWS)
+            return self.source
+        except pl.exceptions.PolarsError:
+            pass
+        data = self.source if isinstance(self.source, bytes) else self.path.read_bytes()
+        kept = []
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            try:
+                ok = isinstance(json.loads(line), dict)
+            except ValueError:
+                ok = False
+            if ok:
+                kept.append(line)
+            else:
+                self.bad_lines += 1
+        if self.bad_lines:
+            log.warning("%s: skipping %d line(s) that are not JSON objects", self.path, self.bad_lines)
+        return b"\n".join(kept) + b"\n"
+
     def src(self) -> Any:
         return io.BytesIO(self.source) if isinstance(self.source, bytes) else self.source
 
@@ -129,7 +158,20 @@ class Table:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = f"{self.key}.format / .separator / .header / .quote_char" if self.format in ("csv", "tsv") else \
             f"{self.key}.format"
-        return GlossError(f"{self.path}: cannot {doing} as {self.format} ({hint}): {reason}")
+        where = str(self.path)
+        if self.format == "jsonl":  # polars names no line: find the first one that is not a JSON object
+            data = self.source if isinstance(self.source, bytes) else self.path.read_bytes()
+            for line_no, line in enumerate(data.splitlines(), 1):
+                try:
+                    if not line.strip() or isinstance(json.loads(line), dict):
+                        continue
+                except ValueError:
+                    pass
+                where, reason = f"{self.path}:{line_no}", "not a JSON object"
+                break
+        strict = "" if not self.strict else "; dataset.strict=false skips such lines" if self.format == "jsonl" else \
+            "; dataset.strict=false drops a line's extra fields"
+        return GlossError(f"{where}: cannot {doing} as {self.format} ({hint}{strict}): {reason}")
 
     def peek(self) -> dict[str, pl.DataType]:
         """Column name -> type, from the header (CSV: every column is text), the Parquet schema, or the first
@@ -250,6 +292,8 @@ def timestamps(frame: pl.DataFrame, table: Table, unit: str) -> pl.Series:
 def read_interactions(path: Path, node: Mapping, strict: bool, skipped: dict[str, int]) -> tuple[pl.DataFrame, str | None]:
     """(user, item, ts, row) in file row order, and the timestamps' unit (None without a timestamp column)."""
     table = Table(path, node, "dataset.interactions", strict)
+    if table.bad_lines:
+        skipped[path.name] = skipped.get(path.name, 0) + table.bad_lines
     wanted = {"user": node.get("user"), "item": node.get("item")}
     if node.get("timestamp") is not None:
         wanted["timestamp"] = node["timestamp"]
@@ -275,6 +319,8 @@ def read_interactions(path: Path, node: Mapping, strict: bool, skipped: dict[str
 def read_items(path: Path, node: Mapping, strict: bool, skipped: dict[str, int]) -> pl.DataFrame:
     """(item, text): one row per item id, the first row of the file for that id."""
     table = Table(path, node, "dataset.items", strict)
+    if table.bad_lines:
+        skipped[path.name] = skipped.get(path.name, 0) + table.bad_lines
     fields = list(node.get("text") or [])
     if not fields:
         raise GlossError(f"dataset.items.text is empty: name the column(s) of {path} that make an item's text")

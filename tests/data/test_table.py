@@ -290,6 +290,26 @@ def test_ragged_csv_line_and_bad_encoding(tmp_path: Path):
     assert data.catalog.titles == ["Café", "Y", "Z"]
 
 
+def test_malformed_json_line_strict_and_lenient(tmp_path: Path):
+    write(tmp_path / "r.jsonl", '{"u": "a", "i": "x", "t": 1}\n{"u": "a", "i": "y", "t": 2}\nnot json\n'
+                                '{"u": "a", "i": "z", "t": 3}\n')
+    write(tmp_path / "items.csv", "item,title\nx,X\ny,Y\nz,Z\n")
+    inter = {"file": "r.jsonl", "user": "u", "item": "i", "timestamp": "t"}
+    with pytest.raises(GlossError, match=r"r\.jsonl:3: cannot read its first rows as jsonl \(dataset\.interactions\."
+                                         r"format; dataset\.strict=false skips such lines\): not a JSON object"):
+        table(tmp_path, inter, {})
+    data = table(tmp_path, inter, {}, strict=False, val_fraction=0.0)
+    assert data.skipped == {"r.jsonl": 1} and len(data.split.sequences[0]) == 3
+
+
+def test_json_lines_in_another_encoding(tmp_path: Path):
+    write(tmp_path / "interactions.csv", "user,item\na,x\na,y\na,z\n")
+    (tmp_path / "m.jsonl").write_bytes('{"item": "x", "title": "Caf\u00e9"}\n{"item": "y", "title": "Y"}\n'
+                                       '{"item": "z", "title": "Z"}\n'.encode("latin-1"))
+    data = table(tmp_path, {"timestamp": None}, {"file": "m.jsonl", "encoding": "latin-1"})
+    assert data.catalog.titles == ["Café", "Y", "Z"]
+
+
 def test_gz_file_found_beside_the_configured_name(tmp_path: Path):
     with gzip.open(tmp_path / "interactions.csv.gz", "wt") as f:
         f.write("user,item\na,x\na,y\na,z\n")
