@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import codecs
 import inspect
+import types
+import typing
 from typing import Any
 
-from hydra.utils import get_class
-from omegaconf import DictConfig, ListConfig
+from hydra.utils import get_class, get_method
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from gloss.config import training_settings
 from gloss.errors import GlossError
 from gloss.eval import METRIC_KEYS
 from gloss.models import TrainableRecommender
@@ -30,7 +33,14 @@ def validate_config(cfg: DictConfig, trains: bool = True) -> None:
             raise GlossError(f"optimized_metric={metric}: must be val/<metric> with <metric> one of "
                              f"{', '.join(METRIC_KEYS)} (sweeps tune on validation users, never on test)")
 
+    require_int("seed", cfg.get("seed"), 0, "random state of the split, sampling and training")
+    check_types(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_datamodule_overrides(cfg)
+    for where, node in trained_units(cfg).items():
+        settings = training_settings(OmegaConf.to_container(node.recipe, resolve=True), cfg)
+        check_types(settings["trainer"], "trainer")
+        if settings["datamodule"] is not None:
+            check_types(settings["datamodule"], "datamodule")
     if (no_val := no_validation_users(cfg.dataset)) and (why := needs_validation_users(cfg, trains)) is not None:
         raise GlossError(f"{no_val} here: there would be no validation users, and {why}")
 
@@ -202,3 +212,70 @@ def require_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 def require_bool(key: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise GlossError(f"{key}={value!r}: must be true or false")
+
+
+def declared_types(target: str) -> dict[str, Any]:
+    """The parameter annotations of a `_target_` (a class's __init__, its bases' included: subclasses pass keys up;
+    or a function); {} when they cannot be read."""
+    try:
+        obj = get_class(target) if target.rsplit(".", 1)[-1][:1].isupper() else get_method(target)
+    except Exception:
+        return {}
+    hints: dict[str, Any] = {}
+    for fn in ([k.__init__ for k in reversed(obj.__mro__) if "__init__" in vars(k)] if inspect.isclass(obj) else [obj]):
+        try:
+            hints.update(typing.get_type_hints(fn))
+        except Exception:
+            continue
+    return hints
+
+
+SCALARS = (bool, int, float, str, type(None))
+
+
+def accepts(value: Any, hint: Any) -> bool:
+    """Whether `value` (a plain config value) fits the annotation: int, float (an int too), bool, str and their
+    optional / union forms are checked (a list or mapping where only those are declared is refused); anything else is
+    accepted."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if isinstance(value, (dict, list)):
+            return not all(arg in SCALARS for arg in args)
+        return any(accepts(value, arg) for arg in args)
+    if isinstance(value, (dict, list)):
+        return hint not in SCALARS
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return is_number(value)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def check_types(node: Any, key: str) -> None:
+    """Each value of a `_target_` node (and of the nodes inside it) fits its parameter's declared type; batch sizes
+    are at least 1."""
+    if isinstance(node, list):
+        for i, value in enumerate(node):
+            check_types(value, f"{key}[{i}]")
+        return
+    if not isinstance(node, dict):
+        return
+    hints = declared_types(node["_target_"]) if isinstance(node.get("_target_"), str) else {}
+    for name, value in node.items():
+        if name.startswith("_") or name in ("recipe", "parts"):
+            continue
+        hint = hints.get(name)
+        if hint is not None and not accepts(value, hint):
+            shown = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+            raise GlossError(f"{key}.{name}={value!r}: must be {shown}")
+        if name.endswith("batch_size") and isinstance(value, int) and value < 1:
+            raise GlossError(f"{key}.{name}={value!r}: must be an integer >= 1")
+        check_types(value, f"{key}.{name}")
+    for name, part in (node.get("parts") or {}).items():
+        check_types(part, f"{key}.parts.{name}")
