@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from gloss import run_folder
 from gloss.config import compose_parts
 from gloss.data import GlossData
+from gloss.errors import RunFolderRefused
 from gloss.eval import metrics_summary, per_user_lines, results_table, write_run_outputs
 from gloss.eval.splits import evaluate_split, ranking_device, splits_to_rank, write_ablation
 from gloss.loggers import instantiate_loggers, log_results
@@ -48,7 +49,11 @@ def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None
     (eval.py) the model is that run folder's, not trained. The config is checked first (gloss.validation); rank 0
     then holds the run folder throughout (run_folder.claimed); the other DDP ranks train in it and write nothing."""
     if saved_run is not None:  # the saved run's config, with this command's trainer and eval settings
-        saved, _ = run_folder.read_config(saved_run)
+        try:
+            saved, _ = run_folder.read_config(saved_run)
+        except RunFolderRefused:
+            run_folder.remove_empty_folders(run_dir, saved_run)
+            raise
         cfg = OmegaConf.merge(saved, {"trainer": cfg.trainer, "eval": cfg.eval, "ckpt_path": None, "logger": None,
                                       "optimized_metric": None})
     compose_parts(cfg)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_yaml_loader
 
 from gloss.data import GlossData, serialize_title
+from gloss.environment import write_environment
 from gloss.errors import GlossError, RunFolderRefused
 from gloss.eval import write_atomic
 from gloss.models.base import Recommender, build_model
@@ -148,6 +149,17 @@ def claimed(run_dir: Path, resuming: bool, cfg: DictConfig) -> Iterator[None]:
         os.close(lock)
 
 
+def remove_empty_folders(folder: Path, top: Path) -> None:
+    """`folder` and its parents up to and including `top`, each only while empty: the output folder Hydra made for a
+    command that was refused (eval.py run_dir=<a folder that does not exist> creates nothing)."""
+    for path in (folder, *folder.parents):
+        if not path.is_relative_to(top) or not path.is_dir() or any(path.iterdir()):
+            return
+        path.rmdir()
+        if path == top:
+            return
+
+
 # --- records ---------------------------------------------------------------------------------------------------------
 def write_hydra_record(run_dir: Path, cfg: DictConfig, resuming: bool) -> None:
     """Hydra's record of the job (.hydra/config.yaml, hydra.yaml, overrides.yaml), in .hydra/<time>/ for a resume so
@@ -172,6 +184,7 @@ def write_run_record(cfg: DictConfig, run_dir: Path, data: GlossData, resuming: 
     write_atomic(target, OmegaConf.to_yaml(cfg, resolve=True))
     write_atomic(run_dir / ITEMS_FILE, "".join(f"{asin}\t{title}\n" for asin, title in
                                                zip(data.catalog.item_ids, data.catalog.titles)))
+    write_environment(run_dir, data.files, resuming)  # environment.json (a resume: beside the first attempt's)
 
 
 def check_item_map(run_dir: Path, data: GlossData) -> None:
@@ -231,7 +244,7 @@ def read_config(run_dir: Path) -> tuple[DictConfig, dict]:
     (model, retriever, ...: the result labels)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise GlossError(f"run_dir={run_dir}: not a gloss run folder (no {CONFIG_FILE})")
+        raise RunFolderRefused(f"run_dir={run_dir}: not a gloss run folder (no {CONFIG_FILE})")
     try:
         cfg = OmegaConf.create(literal(yaml.load(path.read_text(), Loader=get_yaml_loader())))
     except Exception as e:

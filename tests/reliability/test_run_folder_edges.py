@@ -94,3 +94,11 @@ def test_predict_refuses_non_boolean_titles_non_integer_k_and_empty_entries_and_
     tsv.write_text(tsv.read_text().replace(f"{asin}\t{title}\n", f"{asin}\t{title} (renamed)\n", 1))
     proc = run_cli("eval.py", [f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'e'}"], tiny_root, tmp_path / "c")
     assert proc.returncode == 2 and "items.tsv" in proc.stderr and "title" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_eval_of_a_missing_run_folder_is_one_line_and_creates_nothing(tiny_root, tmp_path):
+    absent = tmp_path / "absent"
+    proc = run_cli("eval.py", [f"run_dir={absent}"], tiny_root, tmp_path / "c")
+    assert proc.returncode == 2 and "not a gloss run folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert not absent.exists()
