@@ -8,7 +8,9 @@ lists the runs it left out. After the grid, one table per dataset ranks its runs
 numbers in gloss/published_results.csv (columns R@5, N@5, R@10, N@10 and R@5 per user segment; also in
 report_datasets.csv); `--no-published` leaves those out, and so does any split but test. A metrics.json that cannot
 be used (bad JSON, null, a metric missing or not a number) is skipped with a warning naming it; the report is built
-from the others.
+from the others. Under the grid, one note per environment field in which its runs differ (environment.json of each
+run folder, gloss.environment: Python, a distribution's version, torch's CUDA build and devices, git commit and dirty
+flag, a data file's sha256, thread settings), and the runs without environment.json (older folders) are named.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import csv
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -28,6 +31,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gloss.environment import ENVIRONMENT_FILE, THREAD_VARIABLES  # noqa: E402
 from gloss.errors import GlossError  # noqa: E402
 from gloss.eval.metrics import METRIC_KEYS, SEGMENTS  # noqa: E402
 
@@ -280,6 +284,108 @@ def write_dataset_csv(tables: dict[str, list[DatasetRow]], path: Path) -> None:
                 w.writerow([dataset, row.model, row.source] + ["" if v is None else f"{v:.6f}" for v in values])
 
 
+def read_environment(run_dir: Path) -> dict | str | None:
+    """The environment a run folder's results were computed in: its newest attempt's record (environment.json, or a
+    resume's environment.<time>.json beside it); None when it has none, a string saying why when it is unreadable."""
+    attempts = sorted(run_dir.glob("environment.*.json"))  # <time> sorts in time order
+    path = attempts[-1] if attempts else run_dir / ENVIRONMENT_FILE
+    if not path.is_file():
+        return None
+    try:
+        env = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"{path.name}: {e}"
+    return env if isinstance(env, dict) else f"{path.name}: not a JSON object"
+
+
+def environment_fields(env: dict) -> dict[str, str]:
+    """One environment record as {field: value} to compare across runs; a field a run has no value for (e.g. a data
+    file it did not read) is left out, and compared among the runs that have it."""
+    def part(key: str) -> dict:
+        value = env.get(key)
+        return value if isinstance(value, dict) else {}
+
+    python, torch, git, cpu = part("python"), part("torch"), env.get("git"), part("cpu")
+    fields = {}
+    if python:
+        implementation = python.get("implementation")
+        fields["Python"] = f"{python.get('version')}" + ("" if implementation == "CPython" else f" {implementation}")
+    if isinstance(git, dict):
+        fields["git commit"] = str(git.get("commit"))[:7]
+        fields["git tree"] = "dirty" if git.get("dirty") else "clean"
+    elif "git" in env:
+        fields["git commit"] = "unknown"
+    if "torch" in env:
+        fields["torch CUDA"] = str(torch.get("cuda") or "none") if torch else "no torch"
+        if torch:
+            fields["cuDNN"] = str(torch.get("cudnn") or "none")
+            fields["CUDA available"] = "yes" if torch.get("cuda_available") else "no"
+            fields["GPUs"] = ", ".join(map(str, torch.get("devices") or [])) or "none"
+    if cpu:
+        fields["torch threads"] = str(cpu.get("torch_threads"))
+        thread_env = cpu.get("env") if isinstance(cpu.get("env"), dict) else {}
+        fields.update({var: str(thread_env.get(var, "unset")) for var in THREAD_VARIABLES})
+    fields.update({f"data {path}": str(digest)[:12] for path, digest in part("data_files").items()})
+    fields.update({f"package {canonical(name)}": str(version) for name, version in part("packages").items()})
+    return fields
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as pip compares them (PyYAML, pyyaml; typing_extensions, typing-extensions)."""
+    return re.sub(r"[-_.]+", "-", str(name)).lower()
+
+
+def counted(n: int, word: str = "run") -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def named(folders: list[str], most: int = 3) -> str:
+    return ", ".join(folders[:most]) + (f" and {len(folders) - most} more" if len(folders) > most else "")
+
+
+def environment_notes(runs: list[RunResult], out: Path) -> list[str]:
+    """One note per environment field in which the runs differ ("numpy 2.4.0 (3 runs) vs 2.3.1 (1 run: <folder>)":
+    the largest group first; the others name their run folders), then the runs without a readable
+    environment.json when some run has one. Nothing when the runs agree."""
+    def folder(run: RunResult) -> str:
+        return Path(os.path.relpath(run.path.parent.resolve(), out.resolve())).as_posix()
+
+    records: dict[str, dict[str, str]] = {}
+    missing, unreadable = [], []
+    for run in runs:
+        env = read_environment(run.path.parent)
+        if env is None:
+            missing.append(folder(run))
+        elif isinstance(env, str):
+            unreadable.append(f"{folder(run)} ({env})")
+        else:
+            records[folder(run)] = environment_fields(env)
+    packages = {field for fields in records.values() for field in fields if field.startswith("package ")}
+    for fields in records.values():  # a distribution one run has and another has not
+        fields.update({p: "not installed" for p in packages - fields.keys()})
+    order = list(dict.fromkeys(field for fields in records.values() for field in fields))
+    tiers = ("data ", "package ")  # after the fields above (in their order), each by name
+    order.sort(key=lambda f: next(((i + 1, f) for i, t in enumerate(tiers) if f.startswith(t)), (0, "")))
+    notes = []
+    for field in order:
+        groups: dict[str, list[str]] = {}
+        for name, fields in records.items():
+            if field in fields:
+                groups.setdefault(fields[field], []).append(name)
+        if len(groups) < 2:
+            continue
+        ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        label = field.removeprefix("package ")
+        parts = [f"{value} ({counted(len(names))}" + (f": {named(names)})" if i else ")")
+                 for i, (value, names) in enumerate(ranked)]
+        notes.append(f"{label} " + " vs ".join(parts))
+    if missing and (records or unreadable):  # (no run has one: reports of older folders stay as they were)
+        notes.append(f"no {ENVIRONMENT_FILE} (older run folders): {counted(len(missing))} ({named(missing, 5)})")
+    if unreadable:
+        notes.append(f"unreadable {ENVIRONMENT_FILE}: {named(unreadable, 5)}")
+    return notes
+
+
 def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -> None:
     """Grouped bars, one panel per dataset. Up to MAX_VERTICAL models: a group per user segment and a bar per model,
     so models compare within a segment; more models: horizontal, a group per model and a bar per segment."""
@@ -350,6 +456,9 @@ def write_report(
     suffix = "" if split == "test" else f"_{split}"
     md = [f"# Results below {where}", "", f"{split} split, full-catalog ranking; best per column **bold**, second <u>underlined</u>.", ""]
     md += [markdown_table(runs), ""]
+    env_notes = environment_notes(runs, out) if len(runs) > 1 else []
+    if env_notes:
+        md += ["Runs differ in environment (environment.json):", ""] + [f"- {n}" for n in env_notes] + [""]
     tables = dataset_tables(runs, out, published and split == "test")
     for dataset, rows in tables.items():
         md += [dataset_markdown(dataset, rows), ""]
@@ -363,7 +472,7 @@ def write_report(
     write_csv(runs, out / f"report{suffix}.csv")
     write_dataset_csv(tables, out / f"report_datasets{suffix}.csv")
     plot_segments([r.summary for r in runs], out / f"segments{suffix}.png")
-    return text, skipped + notes
+    return text, skipped + notes + [f"runs differ in environment: {n}" for n in env_notes]
 
 
 def main(argv: list[str] | None = None) -> None:

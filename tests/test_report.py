@@ -195,3 +195,81 @@ def test_dataset_tables_val_split_has_no_published(sweep: Path):
     assert "BSARec" not in md and "Acharya" not in md
     with open(sweep / "report_datasets_val.csv") as f:
         assert [r["model"] for r in csv.DictReader(f)] == ["cooc", "lis+dense"]
+
+
+# --- environment.json: the runs of one table differ --------------------------------------------------------------
+def plant_environment(folder: Path, **changes) -> None:
+    """A run folder's environment.json: this process's record with `changes` merged into its parts."""
+    from gloss.environment import environment
+
+    env = environment({"amazon2014/beauty/user_sequence.txt": "1" * 64})
+    env["git"] = {"commit": "abc1234" + "0" * 33, "dirty": False}
+    for key, value in changes.items():
+        env[key] = {**env[key], **value} if isinstance(env.get(key), dict) else value
+    (folder / "environment.json").write_text(json.dumps(env))
+
+
+def environment_section(md: str) -> list[str]:
+    """The notes under "Runs differ in environment", or [] when there is no such section."""
+    lines = md.splitlines()
+    if ENV_HEADING not in lines:
+        return []
+    notes = lines[lines.index(ENV_HEADING) + 2 :]
+    return [line[2:] for line in notes[: next(i for i, line in enumerate(notes) if not line.startswith("- "))]]
+
+
+ENV_HEADING = "Runs differ in environment (environment.json):"
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_report_says_nothing_when_the_runs_environments_agree(sweep: Path):
+    for sub in ("0_lis_dense", "1_lis_bm25", "2_cooc", "3_pop", "5_lis_dense_toys"):
+        plant_environment(sweep / sub)
+    md, notes = write_report(sweep)
+    assert environment_section(md) == [] and ENV_HEADING not in md
+    assert not any("environment" in n for n in notes)
+
+
+def test_report_notes_each_environment_field_the_runs_differ_in(sweep: Path, capsys):
+    from gloss.environment import packages
+
+    numpy = packages()["numpy"]
+    plant_environment(sweep / "0_lis_dense")
+    plant_environment(sweep / "1_lis_bm25", packages={"numpy": "0.0.1"})
+    plant_environment(sweep / "2_cooc", git={"commit": "def5678" + "0" * 33, "dirty": True},
+                      cpu={"env": {"OMP_NUM_THREADS": "4"}},
+                      data_files={"amazon2014/beauty/user_sequence.txt": "2" * 64})
+    plant_environment(sweep / "3_pop")
+    resumed = json.loads((sweep / "3_pop" / "environment.json").read_text())
+    resumed["cpu"]["torch_threads"] = 99
+    resume = sweep / "3_pop" / "environment.2026-01-01_00-00-00_000000.json"  # a resume's record: the newest
+    resume.write_text(json.dumps(resumed))
+    main([str(sweep)])
+    out, err = capsys.readouterr()
+    notes = environment_section((sweep / "report.md").read_text())
+    assert environment_section(out) == notes
+    assert notes == [  # the fields in a fixed order (git, threads, data files, packages), the largest group first
+        "git commit abc1234 (3 runs) vs def5678 (1 run: 2_cooc)",
+        "git tree clean (3 runs) vs dirty (1 run: 2_cooc)",
+        f"torch threads {torch_threads()} (3 runs) vs 99 (1 run: 3_pop)",
+        f"OMP_NUM_THREADS {os.environ.get('OMP_NUM_THREADS', 'unset')} (3 runs) vs 4 (1 run: 2_cooc)",
+        "data amazon2014/beauty/user_sequence.txt 111111111111 (3 runs) vs 222222222222 (1 run: 2_cooc)",
+        f"numpy {numpy} (3 runs) vs 0.0.1 (1 run: 1_lis_bm25)",
+        "no environment.json (older run folders): 1 run (5_lis_dense_toys)",
+    ]
+    assert len(notes) == 7 and all(f"warning: runs differ in environment: {n}" in err for n in notes)
+
+
+def test_an_unreadable_environment_json_is_named(tmp_path: Path):
+    write_metrics(tmp_path / "a", "beauty", "cooc", "none", 0.05)
+    write_metrics(tmp_path / "b", "beauty", "popularity", "none", 0.01)
+    plant_environment(tmp_path / "a")
+    (tmp_path / "b" / "environment.json").write_text("{")
+    md, _ = write_report(tmp_path)
+    (note,) = environment_section(md)
+    assert note.startswith("unreadable environment.json: b (environment.json: Expecting")

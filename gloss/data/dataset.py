@@ -3,6 +3,8 @@
 a strict run never reuses a lenient parse that skipped lines)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -12,7 +14,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from gloss.cache import cached_pickle, content_key
+from gloss.cache import cached_pickle, file_digest
 from gloss.data.readers import download_official, read_official, read_offline
 from gloss.data.split import Catalog, Split, build_sequences, raw_events, split_leave_one_out, split_temporal
 from gloss.data.table import Events, read_table_source, table_files
@@ -29,6 +31,9 @@ class GlossData:
     split: Split
     segment_thresholds: tuple[int, float]  # (cold: length <= a, power: length > b)
     skipped: dict[str, int] = field(default_factory=dict)
+    # the input files read and their sha256 ({path relative to paths.data_dir, absolute outside it: hex digest}), the
+    # ones the cache key is computed from (known for cached data too); gloss.environment writes them to each run folder
+    files: dict[str, str] = field(default_factory=dict)
 
     def segments(self) -> np.ndarray:
         """Per user: 'cold' / 'regular' / 'power' by full sequence length (GLoSS's user segments)."""
@@ -44,7 +49,8 @@ class GlossData:
     def held_out(self) -> "GlossData":
         """This data on each user's training part (`Split.held_out`): what GLoSS+'s candidate models are fit on to
         produce its ranker's training examples."""
-        return GlossData(self.name, self.catalog, self.split.held_out(), self.segment_thresholds, self.skipped)
+        return GlossData(self.name, self.catalog, self.split.held_out(), self.segment_thresholds, self.skipped,
+                         self.files)
 
     def stats(self) -> dict:
         seg = self.segments()
@@ -149,18 +155,39 @@ def load_dataset(
     # every argument that shapes the result except `download` (fetches the files, which are hashed) and the folders
     # (the files' contents are hashed instead); the version in the key changes whenever the code builds different
     # data from the same inputs
-    key = content_key(
+    digests = [file_digest(f) for f in files]  # each file read once: the key and GlossData.files reuse them
+    key = digests_key(
         "gloss-data-v4", name, source, category, strict, min_user_interactions, val_fraction, seed, all_prefixes,
         cold_max_length, power_percentile, power_min_length, k_core, split, temporal_val_quantile,
         temporal_test_quantile, interactions if source == "table" else None, items if source == "table" else None,
-        files=files,
+        digests=digests,
     )
     data, was_cached = cached_pickle(Path(cache_dir).expanduser() / "data" / f"{name}-{key}.pkl", build)
+    # set here, not cached: the same for cached data, also from an entry written before the field existed
+    data.files = {data_path(f, root): digest for f, digest in zip(files, digests)}
     skipped = sum(data.skipped.values())
     if skipped:
         log.warning("dataset %s: skipped %d malformed line(s): %s", name, skipped, data.skipped)
     log.info("dataset %s (%s): %s", name, "cached" if was_cached else "built", data.stats())
     return data
+
+
+def digests_key(*parts: Any, digests: list[str]) -> str:
+    """`gloss.cache.content_key(*parts, files=...)` from the files' sha256 hex digests, already computed (the same key:
+    checked by tests/data/test_data_files.py)."""
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    for digest in digests:
+        h.update(digest.encode())
+    return h.hexdigest()[:24]
+
+
+def data_path(path: Path, root: Path) -> str:
+    """A data file's name in GlossData.files: relative to the data directory (the same on every machine), absolute
+    when outside it."""
+    try:
+        return path.relative_to(root).as_posix()  # files are named as `root / ...` (an absolute table folder: not)
+    except ValueError:
+        return str(path.resolve())
 
 
 def plain(node: Any) -> Any:
