@@ -11,6 +11,13 @@ be used (bad JSON, null, a metric missing or not a number) is skipped with a war
 from the others. Under the grid, one note per environment field in which its runs differ (environment.json of each
 run folder, gloss.environment: Python, a distribution's version, torch's CUDA build and devices, git commit and dirty
 flag, a data file's sha256, thread settings), and the runs without environment.json (older folders) are named.
+
+Seeds and significance: runs whose config_resolved.yaml differ only in `seed` (and keys that only name outputs:
+model_name, checkpoint dirs; nested `seed` keys that follow the run's seed) are one row: mean (± std in the grid) and a
+"Seeds" table with std (ddof=1) and the 95 % Student-t interval. Under each dataset's table, every gloss row with a
+per_user.jsonl is compared with a reference row (`--baseline LABEL`, default the best by NDCG@5) per user (matched by
+user_id; a seed group: the per-user mean over its seeds) on `--metric` (default ndcg@5): paired t-test and paired
+permutation test, Holm-corrected over the table's rows; † marks p < 0.05 (permutation, Holm).
 """
 from __future__ import annotations
 
@@ -21,12 +28,14 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import numpy as np
+import yaml
 
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
@@ -55,9 +64,22 @@ MAX_VERTICAL = 8  # segment plot: up to this many models as vertical bars groupe
 
 @dataclass
 class RunResult:
+    """One run, or a seed group (members: the runs that differ only in seed; summary: their mean; stats: per metric
+    (mean, std, CI low, CI high))."""
     path: Path
     summary: dict
     mtime: float
+    config: dict | None = None
+    members: list[RunResult] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def runs(self) -> list[RunResult]:
+        return self.members or [self]
+
+    @property
+    def seed(self) -> object:
+        return (self.config or {}).get("seed")
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -136,10 +158,80 @@ def metrics_paths(folders: Sequence[Path], split: str) -> list[Path]:
     return list(paths.values())
 
 
+CONFIG_FILE = "config_resolved.yaml"
+IGNORED_TOP_KEYS = ("seed", "model_name", "hydra")  # the seed itself; keys that only name outputs
+OUTPUT_KEYS = ("dirpath", "save_dir", "output_dir")  # leaves that only say where outputs go
+
+
+def read_config(run_dir: Path) -> dict | None:
+    """A run folder's resolved config, or None (older folders, unreadable file): such a run is never grouped."""
+    try:
+        config = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def flatten(config: dict, prefix: tuple = ()) -> dict[tuple, object]:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, prefix + (key,)))
+        else:
+            out[prefix + (key,)] = value
+    return out
+
+
+def differ_only_in_seed(a: dict, b: dict) -> bool:
+    """Whether two resolved configs are the same experiment: equal but for `seed`, the keys that only name outputs,
+    and nested `seed` keys that follow each run's seed (the resolved `${seed}` of callbacks, datamodule, model)."""
+    def leaves(config: dict) -> dict[tuple, object]:
+        return {k: v for k, v in flatten(config).items() if k[0] not in IGNORED_TOP_KEYS and k[-1] not in OUTPUT_KEYS}
+
+    la, lb = leaves(a), leaves(b)
+    if la.keys() != lb.keys():
+        return False
+    return all(va == lb[k] or (k[-1] == "seed" and va == a.get("seed") and lb[k] == b.get("seed"))
+               for k, va in la.items())
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean, std with ddof=1, low, high): the Student-t confidence interval of the mean of `values` (n >= 2)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    mean, std = float(x.mean()), float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1)) * std / math.sqrt(len(x))
+    return mean, std, mean - half, mean + half
+
+
+def seed_group(members: list[RunResult]) -> RunResult:
+    """One row for runs that differ only in seed: their mean summary (segments too) and each metric's t interval."""
+    members = sorted(members, key=lambda r: (str(r.seed), r.path.as_posix()))
+    first = members[0].summary
+    summary = {**first, "overall": {}, "segments": {}}
+    stats = {}
+    for m in first["overall"]:
+        values = [r.summary["overall"].get(m) for r in members]
+        if all(is_number(v) for v in values):
+            stats[m] = t_interval(values)
+            summary["overall"][m] = stats[m][0]
+    for seg, seg_values in first["segments"].items():
+        summary["segments"][seg] = dict(seg_values)
+        for key in seg_values:
+            if key == "n_users":
+                continue
+            values = [r.summary["segments"].get(seg, {}).get(key) for r in members]
+            summary["segments"][seg][key] = float(np.mean(values)) if all(is_number(v) for v in values) else None
+    newest = max(members, key=lambda r: r.mtime)
+    return RunResult(newest.path, summary, newest.mtime, newest.config, members, stats)
+
+
 def collect(folders: Sequence[Path], split: str = "test") -> tuple[list[RunResult], list[str], list[str]]:
-    """Newest run per (model, retriever, dataset), one note per older duplicate that was left out, and one warning
-    per metrics file that was skipped (naming it and why)."""
-    newest: dict[tuple, RunResult] = {}
+    """One row per (model, retriever, dataset): its newest run, or the seed group of that run (the runs whose resolved
+    configs differ only in seed; per seed the newest), one note per run that was left out (an older duplicate), and
+    one warning per metrics file that was skipped (naming it and why)."""
+    by_key: dict[tuple, list[RunResult]] = {}
     notes, skipped = [], []
     for path in metrics_paths(folders, split):
         try:
@@ -147,13 +239,27 @@ def collect(folders: Sequence[Path], split: str = "test") -> tuple[list[RunResul
         except GlossError as e:
             skipped.append(f"skipped {e}")
             continue
-        old = newest.get(run.key)
-        if old is not None:
-            keep, drop = (run, old) if run.mtime >= old.mtime else (old, run)
-            notes.append(f"{keep.label} on {keep.summary['dataset']}: kept {keep.path} (newest), left out {drop.path}")
-            run = keep
-        newest[run.key] = run
-    return sorted(newest.values(), key=lambda r: (r.label, dataset_rank(r.summary["dataset"]))), notes, skipped
+        run.config = read_config(path.parent)
+        by_key.setdefault(run.key, []).append(run)
+    rows = []
+    for runs in by_key.values():
+        runs.sort(key=lambda r: -r.mtime)  # newest first
+        groups: list[list[RunResult]] = []
+        for run in runs:
+            group = next((g for g in groups if run.config is not None and g[0].config is not None
+                          and differ_only_in_seed(g[0].config, run.config)), None)
+            if group is None:
+                groups.append([run])
+            elif any(r.seed == run.seed for r in group):
+                groups.append([run])  # the same seed again: an older duplicate
+            else:
+                group.append(run)
+        keep = groups[0]
+        for drop in (r for g in groups[1:] for r in g):
+            notes.append(f"{keep[0].label} on {keep[0].summary['dataset']}: kept {keep[0].path} (newest), "
+                         f"left out {drop.path}")
+        rows.append(keep[0] if len(keep) == 1 else seed_group(keep))
+    return sorted(rows, key=lambda r: (r.label, dataset_rank(r.summary["dataset"]))), notes, skipped
 
 
 def dataset_rank(name: str) -> tuple[int, str]:
@@ -193,6 +299,11 @@ def markdown_table(runs: list[RunResult]) -> str:
     labels, columns, values = results_grid(runs)
     names = dict(COLUMNS)
     cells = {col: highlight([values[label].get(col) for label in labels]) for col in columns}
+    for r in runs:  # a seed group: mean ± std
+        for m, _ in COLUMNS:
+            if m in r.stats:
+                col, i = (r.summary["dataset"], m), labels.index(r.label)
+                cells[col][i] += f" ± {r.stats[m][1]:.4f}"
     lines = [
         "| model | " + " | ".join(f"{d} {names[m]}" for d, m in columns) + " |",
         "|---|" + "---:|" * len(columns),
@@ -218,6 +329,8 @@ class DatasetRow:
     model: str
     source: str
     values: dict
+    run: RunResult | None = None  # a gloss row's run (or seed group)
+    mark: str = ""  # "†": significantly different from the table's reference row (Holm-corrected)
 
 
 def published_rows() -> list[DatasetRow]:
@@ -231,13 +344,14 @@ def published_rows() -> list[DatasetRow]:
 
 def run_row(run: RunResult, out: Path) -> DatasetRow:
     """A gloss run's row; its source names the run folder relative to the report's folder."""
-    folder = Path(os.path.relpath(run.path.parent.resolve(), out.resolve())).as_posix()
+    folders = [Path(os.path.relpath(r.path.parent.resolve(), out.resolve())).as_posix() for r in run.runs]
     values: dict = {m: float(run.summary["overall"][m]) for m, _ in COLUMNS}
     for seg in SEGMENTS:
         seg_values = run.summary["segments"].get(seg, {})
         v = seg_values.get("recall@5")
         values[(seg, "recall@5")] = float(v) if v is not None and seg_values.get("n_users", 1) else None
-    return DatasetRow(run.summary["dataset"], run.label, f"gloss ({folder})", values)
+    source = f"gloss ({folders[0]})" if len(folders) == 1 else f"gloss, {len(folders)} seeds ({named(folders, 1)})"
+    return DatasetRow(run.summary["dataset"], run.label, source, values, run)
 
 
 def dataset_tables(runs: list[RunResult], out: Path, published: bool) -> dict[str, list[DatasetRow]]:
@@ -259,8 +373,10 @@ def markdown_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def dataset_markdown(dataset: str, rows: list[DatasetRow]) -> str:
+def dataset_markdown(dataset: str, rows: list[DatasetRow], metric: str | None = None) -> str:
     cells = {col: highlight([row.values.get(col) for row in rows]) for col, _ in DATASET_COLUMNS}
+    if metric in cells:
+        cells[metric] = [cell + row.mark for cell, row in zip(cells[metric], rows)]
     lines = [
         f"## {dataset}",
         "",
@@ -386,6 +502,156 @@ def environment_notes(runs: list[RunResult], out: Path) -> list[str]:
     return notes
 
 
+# --- seeds and significance --------------------------------------------------------------------------------------
+ALPHA = 0.05
+N_RESAMPLES = 9999  # permutation test: random sign flips of the per-user differences (exact when 2^n is fewer)
+MAX_BATCH_VALUES = 5_000_000  # permutation test: resamples x users computed at once
+
+
+def seeds_markdown(runs: list[RunResult]) -> str:
+    """The seed groups' table: per metric mean ± std (ddof=1) and the 95 % Student-t interval of the mean."""
+    groups = [r for r in runs if r.members]
+    lines = ["## Seeds", "",
+             "Runs whose resolved configs differ only in `seed`: mean ± std (ddof=1) [95 % CI of the mean, Student t "
+             "with n-1 degrees of freedom] over n seeds.", "",
+             "| model | dataset | n | seeds | " + " | ".join(name for _, name in COLUMNS) + " |",
+             "|---|---|---:|---|" + "---|" * len(COLUMNS)]
+    for r in sorted(groups, key=lambda r: (dataset_rank(r.summary["dataset"]), r.label)):
+        cells = [f"{st[0]:.4f} ± {st[1]:.4f} [{st[2]:.4f}, {st[3]:.4f}]" if (st := r.stats.get(m)) else "–"
+                 for m, _ in COLUMNS]
+        seeds = ", ".join(str(m.seed) for m in r.members)
+        lines.append(f"| {markdown_cell(r.label)} | {r.summary['dataset']} | {len(r.members)} | {seeds} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_user_file(split: str) -> str:
+    return "per_user.jsonl" if split == "test" else f"per_user_{split}.jsonl"
+
+
+def read_per_user(run_dir: Path, split: str, metric: str) -> dict[str, float] | None:
+    """{user_id: metric} from a run folder's per_user.jsonl; None when it has none or it cannot be read."""
+    try:
+        values = {}
+        with open(run_dir / per_user_file(split)) as f:
+            for line in f:
+                if line.strip():
+                    row = json.loads(line)
+                    values[str(row["user_id"])] = float(row[metric])
+        return values
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+
+
+def per_user_values(run: RunResult, split: str, metric: str) -> dict[str, float] | None:
+    """A row's per-user metric; for a seed group the mean over its seeds (users ranked in every seed)."""
+    per_run = [read_per_user(r.path.parent, split, metric) for r in run.runs]
+    if any(v is None for v in per_run):
+        return None
+    users = set.intersection(*(set(v) for v in per_run))
+    return {u: float(np.mean([v[u] for v in per_run])) for u in users}
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: the i-th smallest (i = 0, 1, ...) times (m - i), kept non-decreasing and
+    at most 1. NaN stays NaN (and is ranked last)."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), kind="stable")
+    adjusted, running = np.full(len(p), np.nan), 0.0
+    for i, idx in enumerate(order):
+        if np.isnan(p[idx]):
+            continue
+        running = max(running, min(1.0, (len(p) - i) * p[idx]))
+        adjusted[idx] = running
+    return adjusted.tolist()
+
+
+def paired_tests(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(paired t-test p, paired permutation-test p) for H0: mean(a - b) = 0, two-sided. The permutation test swaps
+    a user's two values at random (scipy.stats.permutation_test, permutation_type="samples", fixed rng)."""
+    from scipy import stats
+
+    if len(a) < 2:
+        return float("nan"), float("nan")
+    if np.all(a == b):
+        return 1.0, 1.0
+    with np.errstate(all="ignore"):
+        p_t = float(stats.ttest_rel(a, b).pvalue)
+    result = stats.permutation_test(
+        (a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples", vectorized=True,
+        n_resamples=N_RESAMPLES, batch=max(1, MAX_BATCH_VALUES // len(a)), rng=np.random.default_rng(0))
+    return p_t, float(result.pvalue)
+
+
+@dataclass
+class Comparison:
+    label: str
+    n_users: int | None  # users in both (None: this row has no per_user file)
+    diff: float = float("nan")  # mean over those users of (row - reference)
+    p_t: float = float("nan")
+    p_perm: float = float("nan")
+    holm_t: float = float("nan")
+    holm_perm: float = float("nan")
+
+
+def significance(rows: list[DatasetRow], split: str, metric: str, baseline: str | None
+                 ) -> tuple[str | None, list[Comparison], list[str]]:
+    """Paired tests of each gloss row of one dataset table against its reference row (`baseline`, or the best by
+    NDCG@5), on the per-user `metric` of the users in both; Holm over the table's rows. Returns (reference label,
+    comparisons, notes); no reference when fewer than two rows have per-user results."""
+    per_user = {row.model: per_user_values(row.run, split, metric) for row in rows if row.run is not None}
+    usable = [row for row in rows if per_user.get(row.model)]
+    notes = [f"{label}: no {per_user_file(split)} (not tested)" for label, v in per_user.items() if not v]
+    if len(usable) < 2:
+        return None, [], notes if usable and baseline is not None else []
+    ref = next((row for row in usable if row.model == baseline), None)
+    if ref is None:
+        if baseline is not None:
+            notes.append(f"--baseline {baseline}: no such row with per-user results; the best by NDCG@5 instead")
+        ref = max(usable, key=lambda row: row.values["ndcg@5"])
+    ref_values = per_user[ref.model]
+    comparisons = []
+    for row in usable:
+        if row is ref:
+            continue
+        users = sorted(set(per_user[row.model]) & set(ref_values))
+        a = np.array([per_user[row.model][u] for u in users])
+        b = np.array([ref_values[u] for u in users])
+        p_t, p_perm = paired_tests(a, b)
+        comparisons.append(Comparison(row.model, len(users), float(np.mean(a - b)) if users else float("nan"), p_t, p_perm))
+    for name in ("t", "perm"):
+        for c, adjusted in zip(comparisons, holm([getattr(c, f"p_{name}") for c in comparisons])):
+            setattr(c, f"holm_{name}", adjusted)
+    for row in rows:
+        c = next((c for c in comparisons if c.label == row.model), None)
+        row.mark = "†" if c is not None and c.holm_perm < ALPHA else ""
+    comparisons += [Comparison(label, None) for label, v in per_user.items() if not v]
+    return ref.model, comparisons, notes
+
+
+def significance_markdown(ref: str, comparisons: list[Comparison], metric: str, ref_users: int) -> str:
+    def p(value: float) -> str:
+        return "–" if math.isnan(value) else f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+    name = metric_label(metric)
+    lines = [f"Paired tests on per-user {name} vs **{markdown_cell(ref)}** ({ref_users:,} users; users matched by "
+             f"user_id, only those in both; a seed group: the per-user mean over its seeds). "
+             f"† in the {name if metric in TABLE_METRICS else 'table'} column: Holm-corrected permutation-test "
+             f"p < {ALPHA} (Holm over the {len(comparisons)} rows below). Permutation test: scipy.stats.permutation_test, "
+             f"paired (random swaps of a user's two values), {N_RESAMPLES} resamples, so p >= {2 / (N_RESAMPLES + 1):.4f}; "
+             f"t-test: scipy.stats.ttest_rel.", "",
+             f"| model | users | Δ {name} | t-test p | permutation p | Holm t-test p | Holm permutation p |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for c in comparisons:
+        if c.n_users is None:
+            lines.append(f"| {markdown_cell(c.label)} | – | – | – | – | – | – |")
+            continue
+        mark = "†" if c.holm_perm < ALPHA else ""
+        lines.append(f"| {markdown_cell(c.label)}{mark} | {c.n_users:,} | {c.diff:+.4f} | {p(c.p_t)} | {p(c.p_perm)} "
+                     f"| {p(c.holm_t)} | {p(c.holm_perm)} |")
+    return "\n".join(lines)
+
+
 def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -> None:
     """Grouped bars, one panel per dataset. Up to MAX_VERTICAL models: a group per user segment and a bar per model,
     so models compare within a segment; more models: horizontal, a group per model and a bar per segment."""
@@ -438,7 +704,8 @@ def plot_segments(summaries: list[dict], path: Path, metric: str = "recall@5") -
 
 
 def write_report(
-    folders: Path | Sequence[Path], out: Path | None = None, split: str = "test", published: bool = True
+    folders: Path | Sequence[Path], out: Path | None = None, split: str = "test", published: bool = True,
+    metric: str = "ndcg@5", baseline: str | None = None,
 ) -> tuple[str, list[str]]:
     """Write report.md, report.csv, report_datasets.csv and segments.png (report_val.md, ... for split=val) into `out`
     (default: the first folder); returns (markdown, notes): one warning per skipped metrics file, then one note per
@@ -456,12 +723,24 @@ def write_report(
     suffix = "" if split == "test" else f"_{split}"
     md = [f"# Results below {where}", "", f"{split} split, full-catalog ranking; best per column **bold**, second <u>underlined</u>.", ""]
     md += [markdown_table(runs), ""]
-    env_notes = environment_notes(runs, out) if len(runs) > 1 else []
+    all_runs = [m for r in runs for m in r.runs]
+    env_notes = environment_notes(all_runs, out) if len(all_runs) > 1 else []
     if env_notes:
         md += ["Runs differ in environment (environment.json):", ""] + [f"- {n}" for n in env_notes] + [""]
     tables = dataset_tables(runs, out, published and split == "test")
+    test_notes = []
     for dataset, rows in tables.items():
-        md += [dataset_markdown(dataset, rows), ""]
+        ref, comparisons, notes_ = significance(rows, split, metric, baseline)
+        md += [dataset_markdown(dataset, rows, metric), ""]
+        if ref is not None:
+            ref_run = next(row.run for row in rows if row.model == ref and row.run is not None)
+            ref_users = len(per_user_values(ref_run, split, metric) or {})
+            md += [significance_markdown(ref, comparisons, metric, ref_users), ""]
+        test_notes += [f"{dataset}: {n}" for n in notes_]
+    if test_notes:
+        md += ["Significance tests:", ""] + [f"- {n}" for n in test_notes] + [""]
+    if any(r.members for r in runs):
+        md += [seeds_markdown(runs), ""]
     md += [f"![Recall@5 by user segment](segments{suffix}.png)", ""]
     if skipped:
         md += ["Skipped files (not in the table):", ""] + [f"- {s}" for s in skipped] + [""]
@@ -482,11 +761,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="where report.md/.csv and segments.png go (default: the first folder)")
     parser.add_argument("--split", default="test", help="test (metrics.json) or val (metrics_val.json, runs with eval.val=true)")
+    parser.add_argument("--metric", default="ndcg@5", choices=METRIC_KEYS,
+                        help="the per-user metric of the paired significance tests (default ndcg@5)")
+    parser.add_argument("--baseline", default=None, metavar="LABEL",
+                        help="the reference row of the tests, e.g. cooc or lis+bm25 (default: the best by NDCG@5)")
     parser.add_argument("--no-published", dest="published", action="store_false",
                         help="leave the published results out of the per-dataset tables (always out for --split val)")
     args = parser.parse_args(argv)
     try:
-        text, notes = write_report(args.folders, args.out, args.split, args.published)
+        text, notes = write_report(args.folders, args.out, args.split, args.published, args.metric, args.baseline)
     except GlossError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
