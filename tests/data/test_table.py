@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -248,7 +249,7 @@ def test_bad_table_settings_are_one_line_errors(tmp_path: Path, override: str, m
     if "header=false" in override:  # caught by validation, before any file is opened
         assert str(e.value).startswith("dataset.interactions.header=false needs dataset.interactions.columns")
     else:
-        assert __import__("re").search(match, str(e.value)), str(e.value)
+        assert re.search(match, str(e.value)), str(e.value)
 
 
 def test_non_numeric_timestamp_names_the_value(tmp_path: Path):
