@@ -34,8 +34,11 @@ class PromptTemplate:
     def prompt(self, titles: Sequence[str], eos: str = "") -> str:
         if self.max_history_items is not None:
             titles = titles[len(titles) - self.max_history_items :] if len(titles) > self.max_history_items else titles
-        body = self.item_separator.join(self.item(t) for t in titles)
-        return (self.instruction + self.history_header + body + self.next_header).replace("{eos}", eos)
+        def piece(text: str) -> str:  # only the template's own text: a title is inserted literally, "{eos}" and all
+            return text.replace("{eos}", eos)
+
+        body = piece(self.item_separator).join(self.item(t) for t in titles)
+        return piece(self.instruction) + piece(self.history_header) + body + piece(self.next_header)
 
     def completion(self, title: str) -> str:
         """The target text, without EOS (the tokenizer's EOS id is appended after tokenizing)."""
