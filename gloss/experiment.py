@@ -22,7 +22,7 @@ from gloss.errors import RunFolderRefused
 from gloss.eval import metrics_summary, per_user_lines, results_table, write_run_outputs
 from gloss.eval.splits import evaluate_split, ranking_device, splits_to_rank, write_ablation
 from gloss.loggers import instantiate_loggers, log_results
-from gloss.models.base import build_model
+from gloss.models.base import build_model, configure_ranking
 from gloss.validation import validate_config
 
 log = logging.getLogger("gloss")
@@ -58,6 +58,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None
                                       "optimized_metric": None})
     compose_parts(cfg)
     validate_config(cfg, trains=saved_run is None)
+    configure_ranking(cfg.eval.rank_memory_mb)
     if process_rank() != 0:
         return experiment(cfg, run_dir, saved_run)
     with run_folder.claimed(run_dir, cfg.get("ckpt_path") == "last", cfg):

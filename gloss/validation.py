@@ -26,6 +26,7 @@ def validate_config(cfg: DictConfig, trains: bool = True) -> None:
     if cfg.eval.get("max_users") is not None:
         require_int("eval.max_users", cfg.eval.max_users, 1, "or null: users ranked per split")
     require_bool("eval.val", cfg.eval.get("val", False))
+    require_int("eval.rank_memory_mb", cfg.eval.get("rank_memory_mb"), 1, "MiB one dense ranking block may take")
     metric = cfg.get("optimized_metric")
     if metric is not None:
         split, _, name = str(metric).partition("/")

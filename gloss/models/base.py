@@ -1,6 +1,14 @@
 """The Recommender interface every model implements: histories in, ranked item indices (and scores) out.
 
 Evaluation, sweeps and fusion only ever see this interface.
+
+The tie rule (issue 26), shared by every ranking gloss makes (ScoringRecommender, fusion, dense search results, a
+generator's top-m, the GLoSS+ ranker, the validation callback): higher score first; items with equal scores in the
+order of one fixed seeded permutation of the catalog's item indices (`tie_order`, seed TIE_SEED), which depends on
+nothing but the catalog size: not on the list depth (eval.k), the target, the batch or the run seed. So the top-10
+of a ranking at eval.k=1000 is the ranking at eval.k=10. Scores are compared in float32 (ranking_keys packs a score's
+order-preserving bits and the item's tie rank into one int64, so one partition gives a total order); top_k_indices
+applies the same rule in the scores' own precision.
 """
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 from omegaconf import DictConfig, OmegaConf
 
 from gloss.data import GlossData
@@ -143,36 +152,195 @@ def histories_digest(histories: Sequence[np.ndarray]) -> str:
         np.array([len(h) for h in histories], dtype=np.int64)]).tobytes()).hexdigest()
 
 
+TIE_SEED = 20260526  # fixed forever: the tie order is part of what a metric means (issue 26)
+RANK_BITS = 31  # an item's tie rank takes the low 31 bits of a ranking key (catalogs up to 2^31 items)
+PAD_KEY = np.iinfo(np.int64).max  # an empty slot, after every real key
+RANK_MEMORY_MB: float | None = None  # eval.rank_memory_mb, set by configure_ranking; None: batches of batch_size
+BYTES_PER_ENTRY = 12  # a dense ranking block holds float32 scores and their int64 ranking keys
+
+
+def configure_ranking(memory_mb: float | None) -> None:
+    """Bound every dense [users x items] ranking block by `memory_mb` (eval.rank_memory_mb; run.py and eval.py set it)."""
+    global RANK_MEMORY_MB
+    RANK_MEMORY_MB = memory_mb
+
+
+def rows_within_budget(n_items: int, fallback: int) -> int:
+    """Users per scoring batch: as many as fit the configured budget at BYTES_PER_ENTRY per (user, item), at least 1;
+    `fallback` when no budget is configured (a model used outside run.py / eval.py)."""
+    if RANK_MEMORY_MB is None:
+        return fallback
+    return max(1, int(RANK_MEMORY_MB * 2**20) // (BYTES_PER_ENTRY * max(n_items, 1)))
+
+
+@functools.lru_cache(maxsize=8)
+def tie_order(n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """(permutation, rank): the fixed seeded order in which tied items are ranked (permutation[r] is the r-th item,
+    rank[item] its position), the same for every user, list depth, target and run seed."""
+    if n_items >= 2**RANK_BITS:
+        raise GlossError(f"catalog of {n_items} items: ranking supports at most {2**RANK_BITS - 1}")
+    permutation = np.random.default_rng(TIE_SEED).permutation(n_items).astype(np.int64)
+    rank = np.empty(n_items, dtype=np.int64)
+    rank[permutation] = np.arange(n_items, dtype=np.int64)
+    permutation.flags.writeable = rank.flags.writeable = False
+    return permutation, rank
+
+
+def ranking_keys(scores: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    """int64 keys whose ascending order is the ranking rule: higher float32 score first, ties by tie_order's rank
+    (the score's order-preserving bits above, the item's tie rank in the low RANK_BITS). NaN ranks as -inf."""
+    s = np.asarray(scores, dtype=np.float32) + np.float32(0)  # a copy; -0.0 becomes 0.0
+    s[np.isnan(s)] = -np.inf
+    bits = s.view(np.uint32)
+    negative = bits >= 0x80000000
+    np.invert(bits, out=bits, where=negative)  # now ascending with the score ...
+    np.bitwise_or(bits, 0x80000000, out=bits, where=~negative)
+    np.subtract(np.uint32(0xFFFFFFFF), bits, out=bits)  # ... and now descending
+    keys = bits.astype(np.int64)
+    del s, bits
+    keys <<= RANK_BITS
+    keys |= tie_order(n_items)[1][items]
+    return keys
+
+
+def decode_keys(keys: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """(items, float32 scores) of ranking keys; PAD_KEY and -inf become item -1 with score 0."""
+    items = tie_order(n_items)[0][np.where(keys == PAD_KEY, 0, keys & (2**RANK_BITS - 1))]
+    bits = (np.uint32(0xFFFFFFFF) - (keys >> RANK_BITS).astype(np.uint32)).astype(np.uint32)
+    positive = bits >= 0x80000000
+    bits = np.where(positive, bits ^ np.uint32(0x80000000), ~bits).astype(np.uint32)
+    scores = bits.view(np.float32)
+    empty = (keys == PAD_KEY) | ~np.isfinite(scores)
+    items[empty] = -1
+    return items, np.where(empty, np.float32(0), scores).astype(np.float32)
+
+
+def smallest_keys(keys: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k smallest keys, ascending (partitions `keys` in place)."""
+    k = min(k, keys.shape[1])
+    if 0 < k < keys.shape[1]:
+        keys.partition(k - 1, axis=1)
+    return np.sort(keys[:, :k], axis=1)
+
+
 def top_k_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None = None) -> Ranking:
-    """Top-k over full-catalog scores [n, n_items]; with `histories`, seen items are excluded."""
+    """Top-k over full-catalog scores [n, n_items] ranked in float32 by the tie rule; with `histories`, seen items are
+    excluded (slots beyond the unseen items are -1)."""
+    n, n_items = scores.shape
     scores = scores.astype(np.float32, copy=True)
     if histories is not None:
         for row, h in enumerate(histories):
             scores[row, h] = -np.inf
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    items = np.take_along_axis(part, order, axis=1)
-    best = np.take_along_axis(part_scores, order, axis=1)
-    items[~np.isfinite(best)] = -1
-    return Ranking(items.astype(np.int64), np.where(np.isfinite(best), best, 0).astype(np.float32))
+    keys = ranking_keys(scores, np.arange(n_items), n_items)
+    del scores
+    return Ranking(*decode_keys(smallest_keys(keys, k), n_items))
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """[n, k] column indices of each row's k best scores under the tie rule, in the scores' own precision (float64
+    near-ties that float32 would merge stay apart): everything above the k-th best value, then the tied items at
+    that value by tie rank."""
+    n, n_items = scores.shape
+    k = min(k, n_items)
+    if k == 0:
+        return np.zeros((n, 0), dtype=np.int64)
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k : n_items - k + 1]
+    rank = tie_order(n_items)[1]
+    chosen = np.where(scores > kth, -1, np.where(scores == kth, rank[None, :], PAD_KEY))
+    top = np.argpartition(chosen, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (n, 1))
+    order = np.lexsort((rank[top], -np.take_along_axis(scores, top, axis=1)), axis=-1)
+    return np.take_along_axis(top, order, axis=1)
+
+
+def sparse_top_k(increments: sp.csr_matrix, base: np.ndarray, k: int, seen: Sequence[np.ndarray] | None,
+                 fallback_order: np.ndarray) -> Ranking:
+    """The Ranking top_k_scores gives for the dense scores `increments.toarray() + base` (float32 of their float64 sum;
+    `seen` excluded), built from the stored entries and each row's best items by `base` alone, never the dense block.
+
+    Needs increments >= 0 (then float32 rounding keeps a stored entry's score >= its base): an item that is neither
+    stored in its row nor among the first k + len(seen) items of `fallback_order` (every item, by `base` under the tie
+    rule) has at least k unseen items ranked above it.
+    """
+    n, n_items = increments.shape
+    increments = increments.tocsr()
+    increments.sum_duplicates()
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(increments.indptr))
+    cols = increments.indices.astype(np.int64)
+    stored = rows * n_items + cols  # ascending (canonical CSR)
+    depth = min(n_items, k + (max((len(h) for h in seen), default=0) if seen is not None else 0))
+    head = fallback_order[:depth]
+    head_keys = np.arange(n, dtype=np.int64)[:, None] * n_items + head[None, :]
+    fresh = ~contains(stored, head_keys)  # a stored item is ranked by its stored score
+    keep = np.ones(len(stored), dtype=bool)
+    if seen is not None:
+        banned = np.unique(np.concatenate([u * n_items + np.asarray(h, dtype=np.int64) for u, h in enumerate(seen)]
+                                          + [np.zeros(0, dtype=np.int64)]))
+        keep = ~contains(banned, stored)
+        fresh &= ~contains(banned, head_keys)
+    kept = np.cumsum(keep) - 1  # slot of a kept entry in its row: its index among kept entries minus the row's first
+    first = np.concatenate([[0], np.cumsum(keep)])[increments.indptr[:-1]]
+    per_row = np.bincount(rows[keep], minlength=n)
+    slots = per_row[:, None] + np.cumsum(fresh, axis=1) - 1
+    block = np.full((n, max(int((per_row + fresh.sum(axis=1)).max(initial=0)), 1)), PAD_KEY, dtype=np.int64)
+    block[rows[keep], kept[keep] - first[rows[keep]]] = ranking_keys(
+        increments.data[keep] + base[cols[keep]], cols[keep], n_items)
+    head_rows = np.broadcast_to(np.arange(n)[:, None], fresh.shape)[fresh]
+    block[head_rows, slots[fresh]] = ranking_keys(base[head], head, n_items)[np.nonzero(fresh)[1]]
+    keys = smallest_keys(block, k)
+    if keys.shape[1] < min(k, n_items):
+        keys = np.pad(keys, ((0, 0), (0, min(k, n_items) - keys.shape[1])), constant_values=PAD_KEY)
+    return Ranking(*decode_keys(keys, n_items))
+
+
+def contains(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """queries' membership in an ascending array (a searchsorted: no sort of the queries)."""
+    if not len(sorted_keys):
+        return np.zeros(queries.shape, dtype=bool)
+    pos = np.searchsorted(sorted_keys, queries).clip(max=len(sorted_keys) - 1)
+    return sorted_keys[pos] == queries
 
 
 class ScoringRecommender(Recommender):
-    """A model that scores the whole catalog for each history; ranking and seen-filtering are shared."""
+    """A model that scores the whole catalog for each history; ranking and seen-filtering are shared. Users are scored
+    in batches whose dense block fits eval.rank_memory_mb (rows_within_budget over `n_items` when the model has it,
+    else over the first batch's width); a model whose scores are a sparse non-negative part plus one base vector
+    (`sparse_scores`) never builds the dense block at all."""
 
-    batch_size: int = 1024
+    batch_size: int = 1024  # users per batch when no memory budget is configured
 
     @abstractmethod
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """[len(histories), n_items] scores, higher is better."""
 
+    def sparse_scores(self, histories: Sequence[np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray] | None:
+        """(increments [len(histories), n_items] >= 0, base [n_items]) whose sum is `score(histories)`, or None
+        (the default) to rank the dense scores."""
+        return None
+
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
-        parts = []
+        parts, start, fallback_order = [], 0, None
+        n_items = getattr(self, "n_items", None)
+        rows = rows_within_budget(n_items, self.batch_size) if n_items or RANK_MEMORY_MB is None else 1
         with Progress(len(histories), "rank") as progress:
-            for start in range(0, len(histories), self.batch_size):
-                batch = histories[start : start + self.batch_size]
-                parts.append(top_k_scores(self.score(batch), k, batch if self.exclude_seen else None))
+            while start < len(histories):
+                batch = histories[start : start + rows]
+                seen = batch if self.exclude_seen else None
+                sparse = self.sparse_scores(batch)
+                if sparse is not None:
+                    increments, base = sparse
+                    if fallback_order is None:
+                        width = len(base)
+                        fallback_order = np.argsort(ranking_keys(base.astype(np.float32), np.arange(width), width))
+                    parts.append(sparse_top_k(increments, base, k, seen, fallback_order))
+                else:
+                    scores = self.score(batch)
+                    width = scores.shape[1]
+                    parts.append(top_k_scores(scores, k, seen))
+                    del scores
+                start += len(batch)
                 progress.update(len(batch))
+                rows = rows_within_budget(width, self.batch_size)
+        if not parts:
+            return Ranking(np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32))
         return Ranking(np.concatenate([p.items for p in parts]), np.concatenate([p.scores for p in parts]))

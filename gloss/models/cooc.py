@@ -47,6 +47,7 @@ class CoOccurrence(ScoringRecommender):
         self.exclude_seen = exclude_seen
         self.matrix: sp.csr_matrix | None = None
         self.popularity: np.ndarray | None = None
+        self.nonnegative = True
 
     def fit(self, data: GlossData) -> None:
         n = len(data.catalog)
@@ -55,13 +56,26 @@ class CoOccurrence(ScoringRecommender):
         self.matrix = forward + self.backward_weight * forward.T.tocsr() if self.symmetric else forward
         self.popularity = data.training_counts()
         self.popularity /= self.popularity.max()
+        self.nonnegative = self.decay >= 0 and not (self.matrix.data < 0).any()  # sparse ranking is exact then
+
+    @property
+    def n_items(self) -> int:
+        return self.matrix.shape[0]
+
+    def query(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """[len(histories), n_items]: decay^age on each history's `history_items` most recent items."""
+        recent = [h[-self.history_items :][::-1] for h in histories]
+        lengths = np.array([len(r) for r in recent], dtype=np.int64)
+        cols = np.concatenate([np.asarray(r, dtype=np.int64) for r in recent] + [np.zeros(0, dtype=np.int64)])
+        ages = np.arange(len(cols)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        rows = np.repeat(np.arange(len(histories)), lengths)
+        return sp.csr_matrix((self.decay ** ages.astype(np.float64), (rows, cols)), shape=(len(histories), self.n_items))
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        rows, cols, vals = [], [], []
-        for u, h in enumerate(histories):
-            recent = h[-self.history_items :][::-1]
-            rows.extend([u] * len(recent))
-            cols.extend(recent.tolist())
-            vals.extend(self.decay ** np.arange(len(recent)))
-        query = sp.csr_matrix((vals, (rows, cols)), shape=(len(histories), self.matrix.shape[0]))
-        return (query @ self.matrix).toarray() + self.popularity_weight * self.popularity
+        return (self.query(histories) @ self.matrix).toarray() + self.popularity_weight * self.popularity
+
+    def sparse_scores(self, histories: Sequence[np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray] | None:
+        """The transition votes (sparse) and the popularity term; None (dense ranking) if a vote can be negative."""
+        if not self.nonnegative:
+            return None
+        return self.query(histories) @ self.matrix, self.popularity_weight * self.popularity

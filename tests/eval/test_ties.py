@@ -1,0 +1,49 @@
+"""Issue 26: tied scores are ordered by one rule independent of the list depth (eval.k), of the target and of the
+run seed: higher score first, ties by a fixed seeded permutation of item indices (gloss.models.base)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from gloss.models.base import ScoringRecommender, top_k_scores
+
+
+class Tied(ScoringRecommender):
+    """Scores from a fixed table with many ties (few distinct values)."""
+
+    def __init__(self, table: np.ndarray, exclude_seen: bool):
+        self.table, self.exclude_seen = table, exclude_seen
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return self.table[[len(h) for h in histories]]
+
+
+def tied_table(n_users: int = 40, n_items: int = 3000, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 4, size=(n_users, n_items)).astype(np.float32)
+
+
+def test_top_10_is_the_same_at_every_depth():
+    scores = tied_table()
+    top = {k: top_k_scores(scores, k).items[:, :10] for k in (10, 100, 1000, 3000)}
+    for k in (100, 1000, 3000):
+        np.testing.assert_array_equal(top[10], top[k])
+
+
+def test_recommend_top_10_is_the_same_at_every_depth_with_and_without_seen():
+    table = tied_table()
+    histories = [np.arange(u, dtype=np.int64) * 7 % 3000 for u in range(1, 40)]
+    for exclude_seen in (False, True):
+        model = Tied(table, exclude_seen)
+        ten = model.recommend(histories, 10)
+        deep = model.recommend(histories, 1000)
+        np.testing.assert_array_equal(ten.items, deep.items[:, :10])
+        np.testing.assert_array_equal(ten.scores, deep.scores[:, :10])
+
+
+def test_ties_follow_a_fixed_permutation_not_the_item_index():
+    """All-equal rows: the order is the same for every row and is not 0, 1, 2, ... (a seeded permutation)."""
+    ranking = top_k_scores(np.zeros((3, 500), dtype=np.float32), 500)
+    assert (ranking.items == ranking.items[0]).all()
+    assert sorted(ranking.items[0].tolist()) == list(range(500))
+    assert ranking.items[0].tolist() != list(range(500))
