@@ -9,6 +9,13 @@ Two layouts:
 - packed (`packed=true`, templates whose items are EOS-separated, see PromptTemplate.packs): one sequence per
   user's training items, loss on every item after the first = every prefix in one forward pass, without
   repeating the history for each target.
+
+Either layout is batched padded (one row per example, right padding) or, with `padding_free=true`, flattened: a
+batch's examples concatenated into one row whose position ids restart at 0 for each example and no attention mask, so
+transformers' SDPA / flash-attention kernels attend within each example only (a block-diagonal causal mask; the
+model is called with use_cache=False, as GeneratorModule does, since transformers reads the boundaries only without
+a cache) and no token is padding. Each example's first label is IGNORE (its logit would be predicted from the previous example), which
+the padded layout never scores either: loss and gradients equal the padded batch's.
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from typing import Sequence
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from gloss.data import GlossData
@@ -104,14 +112,29 @@ class PromptEncoder:
         return chunks
 
 
+def flatten_examples(batch: Sequence[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+    """(input ids, labels) examples -> one padding-free row [1, total tokens]: input_ids, labels (each example's
+    first one IGNORE) and position_ids restarting at 0 per example (transformers reads the example boundaries from
+    them)."""
+    ids = [t for example, _ in batch for t in example]
+    labels = [t for _, lab in batch for t in [IGNORE] + list(lab[1:])]
+    positions = [p for example, _ in batch for p in range(len(example))]
+    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]), "position_ids": torch.tensor([positions])}
+
+
+def examples_in(batch: dict[str, torch.Tensor]) -> int:
+    """How many examples a padded or flattened batch holds."""
+    return int(batch["position_ids"].eq(0).sum()) if "position_ids" in batch else len(batch["input_ids"])
+
+
 class PromptDataModule(L.LightningDataModule):
     def __init__(self, data: GlossData, encoder: PromptEncoder, batch_size: int, eval_batch_size: int, packed: bool,
-                 catalog_examples: bool, seed: int):
+                 catalog_examples: bool, padding_free: bool, seed: int):
         super().__init__()
         if packed and not encoder.template.packs():
             raise ValueError("packed=true needs a template whose items are EOS-separated (PromptTemplate.packs())")
         self.data, self.encoder, self.batch_size, self.eval_batch_size = data, encoder, batch_size, eval_batch_size
-        self.packed, self.catalog_examples, self.seed = packed, catalog_examples, seed
+        self.packed, self.catalog_examples, self.padding_free, self.seed = packed, catalog_examples, padding_free, seed
         self.train: list[tuple[list[int], list[int]]] = []
         self.val: list[tuple[list[int], list[int]]] = []
 
@@ -136,6 +159,8 @@ class PromptDataModule(L.LightningDataModule):
             log.info("prompt data: %d train sequences (%d tokens), %d val examples", len(self.train), n_tok, len(self.val))
 
     def _collate(self, batch):
+        if self.padding_free:
+            return flatten_examples(batch)
         pad = self.encoder.tokenizer.pad_token_id
         return right_pad_examples(batch, self.encoder.eos_id if pad is None else pad)
 

@@ -12,6 +12,7 @@ title to catalog items, and the hits are fused into one ranking.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -26,19 +27,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from gloss.data import GlossData
 from gloss.data.padding import left_pad_prompts
-from gloss.data.prompt_datamodule import PromptEncoder
+from gloss.data.prompt_datamodule import PromptEncoder, examples_in
 from gloss.data.prompts import PromptTemplate
 from gloss.errors import GlossError
-from gloss.models.base import Ranking, ScoringRecommender, TrainableRecommender, histories_digest
-from gloss.models.beam_search import beam_search
+from gloss.models.base import Ranking, ScoringRecommender, TrainableRecommender, histories_digest, top_k_indices
+from gloss.models.beam_search import beam_memory_bytes, beam_search, hf_beam_search, memory_batches
 from gloss.models.rerank import rerank_scores
 from gloss.progress import Progress
 from gloss.retrieval import Retriever, retrieve_and_fuse
 
 log = logging.getLogger(__name__)
 GENERATOR_DIR, SETTINGS = "generator", "gloss_generation.json"  # in a run folder
-# model.generation keys (conf/model/*.yaml set them); `contrast` may be left out: plain beam search
+# model.generation keys (conf/model/*.yaml set them)
 GENERATION_KEYS = ("backend", "num_beams", "num_return_sequences", "max_new_tokens", "length_penalty", "batch_size")
+# keys runs saved before they existed lack (gloss_generation.json): what those runs ranked with
+LEGACY_GENERATION = {"contrast": 0.0, "early_stopping": False, "memory_budget_gb": None}
+BACKENDS = ("prefill_once", "prefill_hf", "hf")
 # model.rerank keys, every one required (conf/model/gloss_scratch.yaml sets and documents them)
 RERANK_KEYS = ("generated", "neighbours", "collaborative", "contrast", "lm_weight", "collaborative_weight",
                "collaborative_floor", "batch_size")
@@ -55,8 +59,8 @@ class GeneratorModule(L.LightningModule):
         self.strict_loading = False  # LoRA checkpoints hold only the trainable (adapter) weights
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.model(**batch).loss
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
+        loss = self.model(**batch, use_cache=False).loss  # no cache: a padding-free row's position ids mark its examples
+        self.log("train/loss", loss, prog_bar=True, batch_size=examples_in(batch))
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -64,7 +68,7 @@ class GeneratorModule(L.LightningModule):
             self.model.start_epoch(self.current_epoch)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.log("val/loss", self.model(**batch).loss, prog_bar=True, batch_size=len(batch["input_ids"]))
+        self.log("val/loss", self.model(**batch, use_cache=False).loss, prog_bar=True, batch_size=examples_in(batch))
 
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup
@@ -91,23 +95,50 @@ class GeneratorModule(L.LightningModule):
         tok = self.tokenizer
         return [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
 
+    def batches(self, lengths: list[int]) -> list[list[int]]:
+        """Prompt indices in batches of similar length, shortest first: `batch_size` users at most, and with
+        `memory_budget_gb` as many as beam_memory_bytes(users, longest prompt) keeps within it."""
+        g = self.generation
+        budget = None if g["memory_budget_gb"] is None else int(g["memory_budget_gb"] * 2**30)
+
+        def cost(users: int, length: int) -> int:
+            return beam_memory_bytes(self.model, users, length, g["num_beams"], g["max_new_tokens"])
+
+        return memory_batches(lengths, g["batch_size"], budget, cost)
+
+    @contextlib.contextmanager
+    def merged_lora(self):
+        """LoRA adapters merged into the base weights while ranking (one matmul per projection instead of three);
+        afterwards the base weights are the very tensors they were (bit for bit, so training and resume are
+        unaffected). 4-bit (or any non-float) base weights are left unmerged: merging would re-quantize them."""
+        from peft.tuners.lora import LoraLayer
+
+        layers = [m for m in self.model.modules() if isinstance(m, LoraLayer) and not m.merged
+                  and m.get_base_layer().weight.dtype.is_floating_point]
+        saved = [m.get_base_layer().weight.data for m in layers]
+        try:
+            for m in layers:
+                m.merge(safe_merge=True)  # writes a new weight tensor; the saved one is untouched
+            yield
+        finally:
+            for m, weight in zip(layers, saved):
+                m.get_base_layer().weight.data = weight
+                m.merged_adapters.clear()
+
     @torch.no_grad()
     def generate(self, prompts: list[list[int]]) -> list[list[str]]:
         """Token-id prompts -> num_return_sequences decoded completions each (best first); a long loop reports its
         progress to the log (gloss.progress)."""
 
-        g, tok, pad = self.generation, self.tokenizer, self.pad_id
-        order = np.argsort([len(p) for p in prompts], kind="stable")  # similar lengths batch together
+        tok, pad = self.tokenizer, self.pad_id
         out: list[list[str]] = [[] for _ in prompts]
-        batches = range(0, len(prompts), g["batch_size"])
-        with Progress(len(prompts), "generate") as report:
-            for start in batches:
-                rows = order[start : start + g["batch_size"]]
+        with Progress(len(prompts), "generate") as report, self.merged_lora():
+            for rows in self.batches([len(p) for p in prompts]):
                 ids, mask = left_pad_prompts([prompts[r] for r in rows], pad)
                 ids, mask = ids.to(self.device), mask.to(self.device)
                 seqs = self._beam_search(ids, mask, pad)
                 texts = tok.batch_decode(seqs.reshape(-1, seqs.shape[-1]).cpu(), skip_special_tokens=True)
-                n_ret = g["num_return_sequences"]
+                n_ret = self.generation["num_return_sequences"]
                 for i, r in enumerate(rows):
                     out[r] = texts[i * n_ret : (i + 1) * n_ret]
                 report.update(len(rows))
@@ -119,9 +150,13 @@ class GeneratorModule(L.LightningModule):
         if g["backend"] == "hf":  # transformers' generate (the paper's tooling); re-encodes the prompt per beam
             seqs = self.model.generate(input_ids=ids, attention_mask=mask, num_beams=g["num_beams"],
                                        num_return_sequences=g["num_return_sequences"], max_new_tokens=g["max_new_tokens"],
-                                       length_penalty=g["length_penalty"], do_sample=False, eos_token_id=eos,
-                                       pad_token_id=pad, use_cache=True)
+                                       length_penalty=g["length_penalty"], early_stopping=g["early_stopping"],
+                                       do_sample=False, eos_token_id=eos, pad_token_id=pad, use_cache=True)
             return seqs[:, ids.shape[1] :].reshape(ids.shape[0], g["num_return_sequences"], -1)
+        if g["backend"] == "prefill_hf":  # the same beams as "hf", each prompt encoded once
+            seqs, _ = hf_beam_search(self.model, ids, mask, g["num_beams"], g["max_new_tokens"], eos, pad,
+                                     g["length_penalty"], g["early_stopping"])
+            return seqs[:, : g["num_return_sequences"]]
         seqs, _ = beam_search(self.model, ids, mask, g["num_beams"], g["max_new_tokens"], eos, pad, g["length_penalty"],
                               g["contrast"], self.null_prompt)
         return seqs[:, : g["num_return_sequences"]]
@@ -353,12 +388,20 @@ class GenerativeRecommender(TrainableRecommender):
 
 
 def generation_settings(generation: dict) -> dict:
-    """model.generation as a plain dict with every key of GENERATION_KEYS, and `contrast` (0: plain beam search)."""
+    """model.generation as a plain dict with every key of GENERATION_KEYS and LEGACY_GENERATION (a saved run's
+    settings from before a key existed get the value it ranked with)."""
     missing = [key for key in GENERATION_KEYS if key not in generation]
     if missing:
         raise GlossError(f"model.generation: missing {', '.join(missing)} (every one of {', '.join(GENERATION_KEYS)} "
                          "is needed)")
-    return {"contrast": 0.0, **generation}
+    if generation["backend"] not in BACKENDS:
+        raise GlossError(f"model.generation.backend={generation['backend']}: not one of {', '.join(BACKENDS)}")
+    budget = generation.get("memory_budget_gb")
+    if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
+        raise GlossError(f"model.generation.memory_budget_gb={budget}: a positive number of GiB, or null")
+    if generation.get("early_stopping", False) not in (True, False, "never"):
+        raise GlossError(f"model.generation.early_stopping={generation['early_stopping']}: true, false or never")
+    return {**LEGACY_GENERATION, **generation}
 
 
 def rerank_settings(rerank: dict | None, where: str) -> dict | None:
@@ -376,8 +419,6 @@ def rerank_settings(rerank: dict | None, where: str) -> dict | None:
 
 
 def top_items(scores: np.ndarray, m: int) -> np.ndarray:
-    """[n, m] column indices of each row's m highest scores, best first, in the scores' own precision (top_k_scores
-    ranks in float32, which would merge the collaborative scores' near-ties)."""
-    m = min(m, scores.shape[1])
-    part = np.argpartition(-scores, m - 1, axis=1)[:, :m]
-    return np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable"), axis=1)
+    """[n, m] column indices of each row's m highest scores, best first, ties by the shared rule (gloss.models.base),
+    in the scores' own precision (top_k_scores ranks in float32, which would merge the collaborative scores' near-ties)."""
+    return top_k_indices(scores, m)

@@ -42,6 +42,7 @@ def pretrained_lm(
     bnb_4bit_compute_dtype: str,
     bnb_4bit_use_double_quant: bool,
     torch_dtype: str,
+    attn_implementation: str,
     lora: dict | None,
     gradient_checkpointing: bool,
     data=None,
@@ -63,7 +64,7 @@ def pretrained_lm(
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:  # LLaMA-3 has none; EOS as PAD is masked out anyway
         tokenizer.pad_token = tokenizer.eos_token
-    kwargs = {"dtype": getattr(torch, torch_dtype)}
+    kwargs = {"dtype": getattr(torch, torch_dtype), "attn_implementation": attn_implementation}
     if load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,

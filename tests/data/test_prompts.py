@@ -108,7 +108,8 @@ def test_item_tokens_replace_the_eos_that_closes_each_item(tokenizer):
 def test_datamodule_batches(tokenizer):
     data = tiny_data()
     enc = PromptEncoder(tokenizer, COMPACT, TITLES, max_seq_length=1024)
-    dm = PromptDataModule(data, enc, batch_size=4, eval_batch_size=16, packed=True, catalog_examples=True, seed=42)
+    dm = PromptDataModule(data, enc, batch_size=4, eval_batch_size=16, packed=True, catalog_examples=True,
+                          padding_free=False, seed=42)
     dm.setup("fit")
     with_target = sum(len(s) >= 2 for s in data.split.train_sequences())  # one packed sequence per user with a target
     assert len(dm.train) == with_target + len(TITLES)
@@ -118,4 +119,4 @@ def test_datamodule_batches(tokenizer):
     assert len(dm.val) == len(data.split.val_users)
     with pytest.raises(ValueError):
         PromptDataModule(data, PromptEncoder(tokenizer, PAPER_TEMPLATE, TITLES, max_seq_length=1024), batch_size=4,
-                         eval_batch_size=16, packed=True, catalog_examples=False, seed=42)
+                         eval_batch_size=16, packed=True, catalog_examples=False, padding_free=False, seed=42)

@@ -98,7 +98,8 @@ def test_prompt_datamodule_batches_are_unchanged(tmp_path):
     encoder = PromptEncoder(tokenizer, template, data.catalog.titles, max_seq_length=64)
 
     def make(seed):
-        dm = PromptDataModule(data, encoder, batch_size=4, eval_batch_size=8, packed=True, catalog_examples=True, seed=seed)
+        dm = PromptDataModule(data, encoder, batch_size=4, eval_batch_size=8, packed=True, catalog_examples=True,
+                              padding_free=False, seed=seed)
         dm.setup("fit")
         return dm
 

@@ -74,6 +74,7 @@ def test_4bit_nf4_lora_only_adapters_train(tiny_llama_dir):
     lora = dict(r=4, lora_alpha=4, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     model, tok = pretrained_lm(str(tiny_llama_dir), load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                bnb_4bit_compute_dtype="float32", bnb_4bit_use_double_quant=True, torch_dtype="float32",
+                               attn_implementation="sdpa",
                                lora=lora, gradient_checkpointing=False)
     quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(quantized) == 2 * 7  # every targeted projection of both layers is 4-bit
@@ -91,7 +92,8 @@ def test_tiny_model_overfits_tiny_set(tmp_path):
     data = tiny_data()
     model, tok = tiny_llama(data, tmp_path)
     enc = PromptEncoder(tok, PromptTemplate(**COMPACT), TITLES, max_seq_length=256)
-    dm = PromptDataModule(data, enc, batch_size=64, eval_batch_size=16, packed=True, catalog_examples=True, seed=42)
+    dm = PromptDataModule(data, enc, batch_size=64, eval_batch_size=16, packed=True, catalog_examples=True,
+                          padding_free=False, seed=42)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
