@@ -4,8 +4,8 @@ Evaluation, sweeps and fusion only ever see this interface.
 
 The tie rule (issue 26), shared by every ranking gloss makes (ScoringRecommender, fusion, dense search results, a
 generator's top-m, the GLoSS+ ranker, the validation callback): higher score first; items with equal scores in the
-order of one fixed seeded permutation of the catalog's item indices (`tie_order`, seed TIE_SEED), which depends on
-nothing but the catalog size: not on the list depth (eval.k), the target, the batch or the run seed. So the top-10
+order of one fixed seeded permutation of item indices (`tie_rank`, seed TIE_MULTIPLIERS), which depends on nothing
+but the index: not on the list depth (eval.k), the target, the batch, the catalog or the run seed. So the top-10
 of a ranking at eval.k=1000 is the ranking at eval.k=10. Scores are compared in float32 (ranking_keys packs a score's
 order-preserving bits and the item's tie rank into one int64, so one partition gives a total order); top_k_indices
 applies the same rule in the scores' own precision.
@@ -152,8 +152,9 @@ def histories_digest(histories: Sequence[np.ndarray]) -> str:
         np.array([len(h) for h in histories], dtype=np.int64)]).tobytes()).hexdigest()
 
 
-TIE_SEED = 20260526  # fixed forever: the tie order is part of what a metric means (issue 26)
 RANK_BITS = 31  # an item's tie rank takes the low 31 bits of a ranking key (catalogs up to 2^31 items)
+RANK_MASK = 2**RANK_BITS - 1
+TIE_MULTIPLIERS = (0x2545F491, 0x4F6CDD1D)  # the permutation's seed: fixed forever, the tie order is part of a metric
 PAD_KEY = np.iinfo(np.int64).max  # an empty slot, after every real key
 RANK_MEMORY_MB: float | None = None  # eval.rank_memory_mb, set by configure_ranking; None: batches of batch_size
 BYTES_PER_ENTRY = 12  # a dense ranking block holds float32 scores and their int64 ranking keys
@@ -173,21 +174,36 @@ def rows_within_budget(n_items: int, fallback: int) -> int:
     return max(1, int(RANK_MEMORY_MB * 2**20) // (BYTES_PER_ENTRY * max(n_items, 1)))
 
 
-@functools.lru_cache(maxsize=8)
-def tie_order(n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    """(permutation, rank): the fixed seeded order in which tied items are ranked (permutation[r] is the r-th item,
-    rank[item] its position), the same for every user, list depth, target and run seed."""
-    if n_items >= 2**RANK_BITS:
-        raise GlossError(f"catalog of {n_items} items: ranking supports at most {2**RANK_BITS - 1}")
-    permutation = np.random.default_rng(TIE_SEED).permutation(n_items).astype(np.int64)
-    rank = np.empty(n_items, dtype=np.int64)
-    rank[permutation] = np.arange(n_items, dtype=np.int64)
-    permutation.flags.writeable = rank.flags.writeable = False
-    return permutation, rank
+def tie_rank(items: np.ndarray) -> np.ndarray:
+    """Each item index's position in the fixed seeded permutation of [0, 2^31) that orders tied items: two rounds of
+    multiply (an odd constant, a bijection mod 2^31) and xor-shift (x ^ x >> 16, its own inverse on 31 bits). It
+    depends on nothing but the index: not on the catalog, list depth, target, batch or run seed."""
+    x = np.asarray(items, dtype=np.int64)
+    if x.size and (x.min() < 0 or x.max() > RANK_MASK):
+        raise GlossError(f"item index {x.min() if x.min() < 0 else x.max()}: ranking supports 0 .. {RANK_MASK}")
+    for multiplier in TIE_MULTIPLIERS:
+        x = (x * multiplier) & RANK_MASK
+        x ^= x >> 16
+    return x
 
 
-def ranking_keys(scores: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    """int64 keys whose ascending order is the ranking rule: higher float32 score first, ties by tie_order's rank
+def item_of_rank(ranks: np.ndarray) -> np.ndarray:
+    """The inverse of tie_rank."""
+    x = np.asarray(ranks, dtype=np.int64)
+    for multiplier in reversed(TIE_MULTIPLIERS):
+        x = x ^ (x >> 16)
+        x = (x * pow(multiplier, -1, 2**RANK_BITS)) & RANK_MASK
+    return x
+
+
+def tie_sorted(items: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The order (indices into the last axis) of `items` by the rule, in the scores' own precision: higher score
+    first, ties by tie_rank."""
+    return np.lexsort((tie_rank(items), -np.asarray(scores)), axis=-1)
+
+
+def ranking_keys(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """int64 keys whose ascending order is the ranking rule: higher float32 score first, ties by tie_rank
     (the score's order-preserving bits above, the item's tie rank in the low RANK_BITS). NaN ranks as -inf."""
     s = np.asarray(scores, dtype=np.float32) + np.float32(0)  # a copy; -0.0 becomes 0.0
     s[np.isnan(s)] = -np.inf
@@ -199,13 +215,13 @@ def ranking_keys(scores: np.ndarray, items: np.ndarray, n_items: int) -> np.ndar
     keys = bits.astype(np.int64)
     del s, bits
     keys <<= RANK_BITS
-    keys |= tie_order(n_items)[1][items]
+    keys |= tie_rank(items)
     return keys
 
 
-def decode_keys(keys: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+def decode_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(items, float32 scores) of ranking keys; PAD_KEY and -inf become item -1 with score 0."""
-    items = tie_order(n_items)[0][np.where(keys == PAD_KEY, 0, keys & (2**RANK_BITS - 1))]
+    items = item_of_rank(keys & RANK_MASK)
     bits = (np.uint32(0xFFFFFFFF) - (keys >> RANK_BITS).astype(np.uint32)).astype(np.uint32)
     positive = bits >= 0x80000000
     bits = np.where(positive, bits ^ np.uint32(0x80000000), ~bits).astype(np.uint32)
@@ -231,9 +247,9 @@ def top_k_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | N
     if histories is not None:
         for row, h in enumerate(histories):
             scores[row, h] = -np.inf
-    keys = ranking_keys(scores, np.arange(n_items), n_items)
+    keys = ranking_keys(scores, np.arange(n_items))
     del scores
-    return Ranking(*decode_keys(smallest_keys(keys, k), n_items))
+    return Ranking(*decode_keys(smallest_keys(keys, k)))
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
@@ -246,11 +262,10 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
         return np.zeros((n, 0), dtype=np.int64)
     scores = np.where(np.isnan(scores), -np.inf, scores)
     kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k : n_items - k + 1]
-    rank = tie_order(n_items)[1]
+    rank = tie_rank(np.arange(n_items))
     chosen = np.where(scores > kth, -1, np.where(scores == kth, rank[None, :], PAD_KEY))
     top = np.argpartition(chosen, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (n, 1))
-    order = np.lexsort((rank[top], -np.take_along_axis(scores, top, axis=1)), axis=-1)
-    return np.take_along_axis(top, order, axis=1)
+    return np.take_along_axis(top, tie_sorted(top, np.take_along_axis(scores, top, axis=1)), axis=1)
 
 
 def sparse_top_k(increments: sp.csr_matrix, base: np.ndarray, k: int, seen: Sequence[np.ndarray] | None,
@@ -284,13 +299,13 @@ def sparse_top_k(increments: sp.csr_matrix, base: np.ndarray, k: int, seen: Sequ
     slots = per_row[:, None] + np.cumsum(fresh, axis=1) - 1
     block = np.full((n, max(int((per_row + fresh.sum(axis=1)).max(initial=0)), 1)), PAD_KEY, dtype=np.int64)
     block[rows[keep], kept[keep] - first[rows[keep]]] = ranking_keys(
-        increments.data[keep] + base[cols[keep]], cols[keep], n_items)
+        increments.data[keep] + base[cols[keep]], cols[keep])
     head_rows = np.broadcast_to(np.arange(n)[:, None], fresh.shape)[fresh]
-    block[head_rows, slots[fresh]] = ranking_keys(base[head], head, n_items)[np.nonzero(fresh)[1]]
+    block[head_rows, slots[fresh]] = ranking_keys(base[head], head)[np.nonzero(fresh)[1]]
     keys = smallest_keys(block, k)
     if keys.shape[1] < min(k, n_items):
         keys = np.pad(keys, ((0, 0), (0, min(k, n_items) - keys.shape[1])), constant_values=PAD_KEY)
-    return Ranking(*decode_keys(keys, n_items))
+    return Ranking(*decode_keys(keys))
 
 
 def contains(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -331,7 +346,7 @@ class ScoringRecommender(Recommender):
                     increments, base = sparse
                     if fallback_order is None:
                         width = len(base)
-                        fallback_order = np.argsort(ranking_keys(base.astype(np.float32), np.arange(width), width))
+                        fallback_order = np.argsort(ranking_keys(base, np.arange(width)))
                     parts.append(sparse_top_k(increments, base, k, seen, fallback_order))
                 else:
                     scores = self.score(batch)

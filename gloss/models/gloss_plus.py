@@ -23,7 +23,7 @@ import numpy as np
 
 from gloss.data import GlossData
 from gloss.errors import GlossError
-from gloss.models.base import CompositeRecommender, PartFitter, Ranking, Recommender, histories_digest
+from gloss.models.base import CompositeRecommender, PartFitter, Ranking, Recommender, histories_digest, tie_rank
 from gloss.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class GlossPlus(CompositeRecommender):
         with Progress(len(cands.users), "rank candidates") as progress:
             scores = self.ranker.predict(cands.features)
             progress.update(len(cands.users))
-        order = np.lexsort((-scores, cands.users))  # by user, best first
+        order = np.lexsort((tie_rank(cands.items), -scores, cands.users))  # by user, best first, ties by the rule
         users, items, scores = cands.users[order], cands.items[order], scores[order]
         starts = np.searchsorted(users, np.arange(len(histories)))
         position = np.arange(len(users)) - starts[users]

@@ -54,7 +54,7 @@ def test_sparse_top_k_on_random_increments_with_ties():
                            data_rvs=lambda m: rng.integers(0, 3, size=m).astype(np.float64))
     base = rng.integers(0, 4, size=n_items).astype(np.float32)
     seen = [rng.integers(0, n_items, size=rng.integers(0, 50)) for _ in range(n)]
-    order = np.argsort(ranking_keys(base, np.arange(n_items), n_items))
+    order = np.argsort(ranking_keys(base, np.arange(n_items)))
     for k in (1, 10, 150, 200):
         for s in (None, seen):
             want = top_k_scores(increments.toarray() + base, k, s)

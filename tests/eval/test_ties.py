@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gloss.models.base import ScoringRecommender, top_k_scores
+from gloss.models.base import ScoringRecommender, item_of_rank, ranking_keys, tie_rank, top_k_indices, top_k_scores
 
 
 class Tied(ScoringRecommender):
@@ -47,3 +47,24 @@ def test_ties_follow_a_fixed_permutation_not_the_item_index():
     assert (ranking.items == ranking.items[0]).all()
     assert sorted(ranking.items[0].tolist()) == list(range(500))
     assert ranking.items[0].tolist() != list(range(500))
+
+
+def test_tie_rank_is_a_permutation_with_an_inverse():
+    items = np.arange(2**20)
+    ranks = tie_rank(items)
+    assert len(np.unique(ranks)) == len(items) and ranks.min() >= 0 and ranks.max() < 2**31
+    np.testing.assert_array_equal(item_of_rank(ranks), items)
+    top = np.array([0, 2**31 - 1])
+    np.testing.assert_array_equal(item_of_rank(tie_rank(top)), top)
+
+
+def test_top_k_indices_keeps_float64_near_ties_apart_and_ties_by_the_rule():
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 3, size=(20, 400)).astype(np.float64)
+    scores[:, 7] = 2 + 1e-12  # above every 2.0 in float64, merged with them in float32
+    float32_order = np.argsort(ranking_keys(scores.astype(np.float32), np.arange(400)), axis=1)
+    rest = float32_order[float32_order != 7].reshape(20, 399)  # exact in float32 but for item 7
+    for k in (1, 10, 100, 400):
+        got = top_k_indices(scores, k)
+        assert (got[:, 0] == 7).all()
+        np.testing.assert_array_equal(got[:, 1:], rest[:, : k - 1])
