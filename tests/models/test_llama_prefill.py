@@ -1,12 +1,20 @@
 """The LLaMA presets' generation (issue 28): prefill-once beam search with transformers' beam rule equals
 `model.generate(num_beams=5, num_return_sequences=5)` beam for beam (tokens, order, scores), and a memory budget bounds
 what one batch holds (counted from the KV cache tensors, so the measurement is deterministic on CPU)."""
+import bitsandbytes as bnb
 import pytest
 import torch
+from peft import LoraConfig, get_peft_model
+from peft.tuners.lora import LoraLayer
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from gloss.data.padding import left_pad_prompts
+from gloss.data.prompt_datamodule import PromptEncoder
+from gloss.data.prompts import PromptTemplate
 from gloss.models.beam_search import beam_memory_bytes, hf_beam_search, kv_bytes_per_token, memory_batches
+from gloss.models.pretrained_lm import pretrained_lm
+from tests.models.test_generator import COMPACT, generator_module, tiny_data
+from tests.models.test_generator import tiny_llama as scratch_llama
 
 EOS, PAD, VOCAB = 2, 0, 48
 
@@ -104,3 +112,60 @@ def test_memory_budget_sets_users_per_batch():
         ids, mask = left_pad_prompts([batch[i] for i in rows], PAD)
         assert kv_peak(model, lambda: hf_beam_search(model, ids, mask, beams, T, EOS, PAD, 1.0, False)) <= budget
     assert [len(b) for b in memory_batches([len(p) for p in batch], 16, None, cost)] == [16, 16, 8]
+
+
+def lora_generator(tmp_path, **generation):
+    """A GeneratorModule on a tiny Llama with (non-zero) LoRA adapters on every projection, as the presets train it
+    without 4-bit."""
+    data = tiny_data()
+    base, tok = scratch_llama(data, tmp_path, tie_word_embeddings=False)
+    model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0,
+                                            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                            "up_proj", "down_proj"])).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    enc = PromptEncoder(tok, PromptTemplate(**COMPACT), data.catalog.titles, max_seq_length=256)
+    prompts = [enc.prompt_ids(h) for h in data.split.histories(data.split.examples("test"))]
+    return generator_module(model, tok, **generation), prompts
+
+
+def test_generator_prefill_hf_equals_hf_backend_with_lora_merged_and_a_budget(tmp_path):
+    """GeneratorModule: backend=prefill_hf ranks with LoRA merged and users per batch from the budget, and generates
+    the same titles as backend=hf (model.generate, adapters unmerged, fixed batches); the base weights afterwards are
+    the same tensors, bit for bit."""
+    module, prompts = lora_generator(tmp_path, backend="prefill_hf", early_stopping=False, max_new_tokens=8,
+                                     batch_size=64, memory_budget_gb=None)
+    weights = {n: (p.data_ptr(), p.detach().clone()) for n, p in module.model.named_parameters()}
+    cost = lambda users, length: beam_memory_bytes(module.model, users, length, 5, 8)  # noqa: E731
+    module.generation["memory_budget_gb"] = cost(5, 20) / 2**30
+    batches = module.batches([len(p) for p in prompts])
+    assert len(batches) > 2 and max(len(b) for b in batches) <= 5
+    ours = module.generate(prompts)
+    for n, p in module.model.named_parameters():
+        assert p.data_ptr() == weights[n][0] and torch.equal(p, weights[n][1]), n
+    assert not any(m.merged for m in module.model.modules() if isinstance(m, LoraLayer))
+    module.generation.update(backend="hf", memory_budget_gb=None, batch_size=8)
+    hf = module.generate(prompts)
+    assert ours == hf
+    with module.merged_lora():  # merging changes the weights the forward pass uses, not what it computes
+        assert all(m.merged for m in module.model.modules() if isinstance(m, LoraLayer))
+
+
+def test_4bit_lora_is_not_merged(tmp_path):
+    """NF4 base weights are left as they are (merging would re-quantize them): ranking runs the adapters unmerged."""
+    base, tok = scratch_llama(tiny_data(), tmp_path / "cache")
+    base.save_pretrained(tmp_path / "llama")
+    tok.save_pretrained(tmp_path / "llama")
+    model, tok = pretrained_lm(str(tmp_path / "llama"), load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                               bnb_4bit_compute_dtype="float32", bnb_4bit_use_double_quant=True, torch_dtype="float32",
+                               attn_implementation="sdpa", lora=dict(r=4, lora_alpha=4, lora_dropout=0.0,
+                                                                     target_modules=["q_proj", "v_proj"]),
+                               gradient_checkpointing=False)
+    module = generator_module(model, tok, backend="prefill_hf", early_stopping=False, memory_budget_gb=None)
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    assert layers and all(isinstance(m.get_base_layer(), bnb.nn.Linear4bit) for m in layers)
+    with module.merged_lora():
+        assert not any(m.merged for m in layers)
