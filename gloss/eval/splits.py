@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from gloss.data import GlossData
 from gloss.eval.metrics import Evaluation, evaluate_ranking
 from gloss.eval.outputs import METRIC_KEYS, metrics_summary, write_atomic
+from gloss.eval.sharded import engine_settings, rank_users
 from gloss.models.base import Ranking, Recommender, TrainableRecommender
 
 log = logging.getLogger("gloss")
@@ -45,7 +46,7 @@ def evaluate_split(model: Recommender, data: GlossData, split: str, eval_cfg: Di
 
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    ranking = model.recommend(histories, eval_cfg.k)
+    ranking = rank_users(model, histories, eval_cfg.k, engine_settings(eval_cfg.get("engine"), "eval.engine"))
     seconds = time.perf_counter() - t0
     memory = (f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
               if device.startswith("cuda") else "")
