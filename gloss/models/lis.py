@@ -51,12 +51,16 @@ class LastItemSearch(Recommender):
         return out
 
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
-        """Every catalog title is searched once: the dense query embeddings then equal the cached catalog ones
-        whenever query and passage prefixes agree (MiniLM), so no query is ever encoded twice."""
+        """Only the distinct query items' titles are searched (each once); the dense retriever takes their embeddings
+        from the catalog's whenever query and passage prefixes agree (MiniLM), so no query is encoded."""
         depth = k + (self.extra_depth if self.exclude_seen else 0)
-        hit_ids, hit_scores = self.retriever.search(self.texts, depth)
         queries = self.query_items(histories)
-        ids, scores = hit_ids[queries], hit_scores[queries]  # [n, n_queries, depth]
+        distinct = np.unique(queries[queries >= 0])
+        hit_ids, hit_scores = self.retriever.search([self.texts[i] for i in distinct], depth)
+        rows = np.searchsorted(distinct, queries).clip(max=max(len(distinct) - 1, 0))
+        if not len(distinct):  # no history has an item: nothing to search
+            hit_ids, hit_scores = np.full((1, depth), -1, dtype=np.int64), np.zeros((1, depth), dtype=np.float32)
+        ids, scores = hit_ids[rows], hit_scores[rows]  # [n, n_queries, depth]
         ids[queries < 0] = -1
         weights = self.query_decay ** np.arange(self.n_queries)
         items, fused = fuse(

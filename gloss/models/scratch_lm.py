@@ -105,7 +105,7 @@ def encoder_token_init(tokenizer: PreTrainedTokenizerFast, encoder: str, cache_d
     keep = torch.tensor([bool(t) and "\ufffd" not in t and i not in tokenizer.all_special_ids for i, t in enumerate(texts)])
     ids = keep.nonzero().flatten().tolist()
     retriever = DenseRetriever(encoder=encoder, query_prefix="", passage_prefix="", batch_size=256,
-                               cache_dir=str(cache_dir), device=None)
+                               cache_dir=str(cache_dir), device=None, search_index=None)
     emb = retriever.embed([texts[i] for i in ids], "", "token")
     emb = torch.tensor(emb, dtype=torch.float64)
     centred = emb - emb.mean(0)

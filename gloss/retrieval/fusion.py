@@ -6,6 +6,7 @@ Modes:
   each query's top-1 in query (beam) order; an item already placed keeps its first position.
 - rrf: reciprocal rank fusion, sum_i 1 / (rrf_k + rank_i(item)).
 - max_score / sum_score: an item's best / summed retrieval score over the queries.
+Equal fused scores are ordered by the shared tie rule (gloss.models.base.tie_rank), never by the order hits arrived.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gloss.models.base import tie_sorted
 from gloss.retrieval.base import Retriever
 
 FUSION_MODES = ("top1_per_query", "rrf", "max_score", "sum_score")
@@ -58,7 +60,9 @@ def fuse(
                         acc[item] = max(acc.get(item, -np.inf), weights[i] * float(scores[u, i, j]))
                     else:
                         acc[item] = acc.get(item, 0.0) + weights[i] * float(scores[u, i, j])
-            order = sorted(acc.items(), key=lambda kv: -kv[1])
+            items = np.fromiter(acc, dtype=np.int64, count=len(acc))
+            values = np.fromiter(acc.values(), dtype=np.float64, count=len(acc))
+            order = [(int(items[i]), values[i]) for i in tie_sorted(items, values)]
         for pos, (item, s) in enumerate(order[:k]):
             out_ids[u, pos], out_scores[u, pos] = item, s
     return out_ids, out_scores

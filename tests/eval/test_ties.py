@@ -68,3 +68,16 @@ def test_top_k_indices_keeps_float64_near_ties_apart_and_ties_by_the_rule():
         got = top_k_indices(scores, k)
         assert (got[:, 0] == 7).all()
         np.testing.assert_array_equal(got[:, 1:], rest[:, : k - 1])
+
+
+def test_fusion_orders_equal_fused_scores_by_the_rule_not_arrival():
+    from gloss.retrieval.fusion import fuse
+
+    ids = np.array([[[5, 9, 2], [2, 9, 5]]])  # [1 user, 2 queries, depth 3]: every item's summed score ties at 1.0
+    scores = np.array([[[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]], dtype=np.float32)
+    reversed_ids = ids[:, ::-1]
+    for mode in ("max_score", "sum_score"):
+        got, _ = fuse(ids, scores, 3, mode)
+        again, _ = fuse(reversed_ids, scores, 3, mode)
+        want = sorted([5, 9, 2], key=lambda i: int(tie_rank(np.array([i]))[0]))
+        assert got[0].tolist() == again[0].tolist() == want
