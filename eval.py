@@ -6,7 +6,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import gloss  # noqa: F401  (registers the config resolvers)
-from gloss.cli import one_line_errors
+from gloss.cli import hydra_entry, one_line_errors
 from gloss.experiment import run_experiment
 
 
@@ -17,4 +17,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_entry(main)

@@ -1,12 +1,18 @@
-"""What the entry points share: a GlossError ends the program with one line on stderr (and in run.log), exit 2; a
-run stopped by SIGTERM exits 143 (128 + 15), not 0."""
+"""What the entry points share: a GlossError, or a mistake Hydra finds in the command line or the config before the
+run starts, ends the program with one line on stderr (and in run.log), exit 2; a run stopped by SIGTERM exits 143
+(128 + 15), not 0."""
 from __future__ import annotations
 
+import difflib
 import functools
+import itertools
 import logging
+import os
+import re
 import signal
 import sys
-from typing import Callable
+import traceback
+from typing import Any, Callable
 
 
 def one_line_errors(main: Callable) -> Callable:
@@ -34,3 +40,52 @@ def one_line_errors(main: Callable) -> Callable:
             sys.exit(128 + signal.SIGTERM)
 
     return wrapped
+
+
+def hydra_entry(main: Callable[[], Any]) -> Any:
+    """Call a `@hydra.main` function so that a mistake Hydra or OmegaConf finds while composing the config (unknown
+    config choice, misspelt key, unparsable override) is one line and exit 2 instead of Hydra's report and exit 1.
+    Hydra prints and exits inside `hydra.main` unless HYDRA_FULL_ERROR is set, so it is set for the call; a user who
+    sets it gets everything raised as it is. Errors raised inside the run (past `one_line_errors`) pass unchanged."""
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        return main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return main()
+    except Exception as e:
+        if (line := composition_error(e)) is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def composition_error(exc: BaseException) -> str | None:
+    """One line for a Hydra / OmegaConf error raised before the run began, or None (a bug, or raised by the run)."""
+    from hydra.errors import HydraException, OverrideParseException
+    from omegaconf import DictConfig
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(exc, (HydraException, OmegaConfBaseException)) or any(
+            frame.f_code is one_line_errors(print).__code__ for frame, _ in traceback.walk_tb(exc.__traceback__)):
+        return None
+    if isinstance(exc, OverrideParseException):
+        return (f"{exc.override}: not a valid override ({exc.message.splitlines()[0]}; see "
+                "https://hydra.cc/docs/advanced/override_grammar/basic)")
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    head = lines[0]
+    if "Available options in" in str(exc):  # an unknown config choice: name the choices
+        i = next(i for i, line in enumerate(lines) if line.startswith("Available options in"))
+        names = [line for line in itertools.takewhile(lambda line: not line.startswith("Config search path"),
+                                                       lines[i + 1:])]
+        return f"{head} ({lines[i].rstrip(':').lower()}: {', '.join(names)})"
+    cause = exc.__cause__
+    if isinstance(cause, OmegaConfBaseException):
+        head += f" {str(cause).splitlines()[0]}"
+        parent = getattr(cause, "parent_node", None)
+        if isinstance(parent, DictConfig) and isinstance(getattr(cause, "key", None), str):
+            close = difflib.get_close_matches(cause.key, [str(k) for k in parent.keys()], n=3)
+            hint = "a new key needs a leading +"
+            head += f" (did you mean {' or '.join(close)}? {hint})" if close else f" ({hint})"
+    return re.sub(r"\s+", " ", head)

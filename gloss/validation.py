@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import codecs
 import inspect
+import os
 import types
 import typing
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -35,11 +37,18 @@ def validate_config(cfg: DictConfig, trains: bool = True) -> None:
                              f"{', '.join(METRIC_KEYS)} (sweeps tune on validation users, never on test)")
 
     require_int("seed", cfg.get("seed"), 0, "random state of the split, sampling and training")
+    for key in ("paths.cache_dir", "dataset.cache_dir"):
+        if isinstance(value := OmegaConf.select(cfg, key), str):
+            check_writable_folder(key, value)
     check_types(OmegaConf.to_container(cfg.model, resolve=True), "model")
+    check_model_ranges(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_datamodule_overrides(cfg)
+    if isinstance(cfg.get("trainer"), DictConfig):
+        check_accelerator(OmegaConf.to_container(cfg.trainer, resolve=True))
     for where, node in trained_units(cfg).items():
         settings = training_settings(OmegaConf.to_container(node.recipe, resolve=True), cfg)
         check_types(settings["trainer"], "trainer")
+        check_accelerator(settings["trainer"])
         if settings["datamodule"] is not None:
             check_types(settings["datamodule"], "datamodule")
     if (no_val := no_validation_users(cfg.dataset)) and (why := needs_validation_users(cfg, trains)) is not None:
@@ -134,6 +143,58 @@ def check_table_file(key: str, node: DictConfig) -> None:
     quote = node.get("quote_char", '"')
     if quote is not None and (not isinstance(quote, str) or len(quote) != 1):
         raise GlossError(f"{key}.quote_char={quote!r}: must be one character or null")
+
+
+def at_least(low: float) -> tuple[Callable[[float], bool], str]:
+    return (lambda v: v >= low), f">= {low}"
+
+
+PROBABILITY = ((lambda v: 0 <= v < 1), "from 0 up to (not including) 1")
+# Model settings (in any model node, parts included) whose other values are meaningless; a value of another type is
+# check_types's to refuse. 0 never means "all" here: history_items=0 would be no history.
+MODEL_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "window": at_least(1), "history_items": at_least(1), "n_queries": at_least(1), "depth": at_least(1),
+    "max_len": at_least(1), "num_beams": at_least(1), "extra_depth": at_least(0), "rrf_k": at_least(0),
+    "decay": at_least(0), "query_decay": at_least(0), "backward_weight": at_least(0),
+    "dropout": PROBABILITY, "attention_dropout": PROBABILITY, "lora_dropout": PROBABILITY,
+}
+
+
+def check_model_ranges(node: Any, key: str) -> None:
+    """Each number of MODEL_RANGES in `node` (a model's settings, parts included) is in its range."""
+    if isinstance(node, list):
+        for i, value in enumerate(node):
+            check_model_ranges(value, f"{key}[{i}]")
+    if not isinstance(node, dict):
+        return
+    for name, value in node.items():
+        if name in MODEL_RANGES and is_number(value) and not MODEL_RANGES[name][0](value):
+            raise GlossError(f"{key}.{name}={value!r}: must be {MODEL_RANGES[name][1]}")
+        check_model_ranges(value, f"{key}.{name}")
+
+
+def check_writable_folder(key: str, value: str) -> None:
+    """`value` is a folder, or can be made one, that this process may write (caches are written there)."""
+    path = Path(value).expanduser()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise GlossError(f"{key}={value}: {existing} is a file, not a folder (GLOSS_CACHE_DIR sets it)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise GlossError(f"{key}={value}: {existing} is not writable (GLOSS_CACHE_DIR sets it)")
+
+
+def check_accelerator(trainer: dict) -> None:
+    """A GPU trainer needs as many GPUs as it asks for, here and now (Lightning would fail after data loading)."""
+    accelerator, devices = trainer.get("accelerator"), trainer.get("devices")
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    found = torch.cuda.device_count()
+    if found == 0:
+        raise GlossError(f"trainer.accelerator={accelerator}: no GPU here (torch sees none); use trainer=cpu")
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > found:
+        raise GlossError(f"trainer.devices={devices}: only {found} GPU(s) here")
 
 
 def no_validation_users(data: DictConfig) -> str | None:
