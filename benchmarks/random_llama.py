@@ -23,7 +23,7 @@ from gloss.models.scratch_lm import title_tokenizer
 # From the models' published config.json files (meta-llama/Llama-3.2-1B, Llama-3.2-3B, Llama-3.1-8B).
 SIZES = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 intermediate_size=128, tie_word_embeddings=True),  # smoke test of this script and the preset on a CPU
+                 intermediate_size=128, tie_word_embeddings=True),  # CPU smoke test (vocabulary: the tokenizer's)
     "1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
                intermediate_size=8192, tie_word_embeddings=True),
     "3b": dict(hidden_size=3072, num_hidden_layers=28, num_attention_heads=24, num_key_value_heads=8,
@@ -48,7 +48,8 @@ def main() -> None:
     data = load_dataset(name=args.dataset, data_dir=args.data_dir, cache_dir=str(args.out / ".cache"))
     tokenizer = title_tokenizer(data.catalog.titles, args.vocab, args.out / ".cache")
     rope = {**ROPE_SCALING, "factor": 8.0 if args.size == "8b" else 32.0}
-    config = LlamaConfig(vocab_size=128256, max_position_embeddings=131072,
+    vocab = len(tokenizer) if args.size == "tiny" else 128256
+    config = LlamaConfig(vocab_size=vocab, max_position_embeddings=131072,
                          rms_norm_eps=1e-5, rope_theta=500000.0, rope_scaling=rope,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, **SIZES[args.size])

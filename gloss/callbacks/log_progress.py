@@ -5,7 +5,7 @@ Lightning reports train/val loss only in its progress bar, which a log file neve
 - each train epoch end: "epoch E: step S, train/loss x, val/loss y, lr z, T s[, t tokens/s][, peak GPU memory m GiB]"
   (val/loss only when validation ran in that epoch; train/loss is the epoch mean of the loss the module returned, not
   Lightning's last-step value; tokens/s counts the batches' `attention_mask` (non-padding tokens) where batches have
-  one, over the epoch's time, which includes its validation; peak memory on a CUDA device only, since the start of
+  one, every input token of a padding-free batch (`position_ids`, no mask: gloss.data.prompt_datamodule), over the epoch's time, which includes its validation; peak memory on a CUDA device only, since the start of
   fit);
 - during a long epoch, at most every `interval_s`: "epoch E: step i/N, loss x, r steps/s[, t tokens/s]" (loss = epoch
   mean so far). Steps are batches; optimizer steps are batches / accumulate_grad_batches.
@@ -47,6 +47,8 @@ class LogProgress(L.Callback):
         mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
         if isinstance(mask, torch.Tensor):
             self._tokens += int(mask.sum())
+        elif isinstance(batch, Mapping) and isinstance(batch.get("position_ids"), torch.Tensor):
+            self._tokens += batch["input_ids"].numel()  # padding-free: every token is real
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if isinstance(loss, torch.Tensor) and loss.numel() == 1:
             value = float(loss.detach())
