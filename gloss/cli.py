@@ -53,12 +53,18 @@ def hydra_entry(main: Callable[[], Any]) -> Any:
     try:
         return main()
     except Exception as e:
-        if (line := composition_error(e)) is None:
+        if (line := composition_error(e) or run_folder_error(e)) is None:
             raise
         print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def ran_inside(exc: BaseException) -> bool:
+    """Whether `exc` was raised inside the run (below one_line_errors), not by Hydra before it."""
+    run_code = one_line_errors(print).__code__  # the code of every one_line_errors wrapper
+    return any(frame.f_code is run_code for frame, _ in traceback.walk_tb(exc.__traceback__))
 
 
 def composition_error(exc: BaseException) -> str | None:
@@ -67,8 +73,7 @@ def composition_error(exc: BaseException) -> str | None:
     from omegaconf import DictConfig
     from omegaconf.errors import OmegaConfBaseException
 
-    if not isinstance(exc, (HydraException, OmegaConfBaseException)) or any(
-            frame.f_code is one_line_errors(print).__code__ for frame, _ in traceback.walk_tb(exc.__traceback__)):
+    if not isinstance(exc, (HydraException, OmegaConfBaseException)) or ran_inside(exc):
         return None
     if isinstance(exc, OverrideParseException):
         return (f"{exc.override}: not a valid override ({exc.message.splitlines()[0]}; see "
@@ -89,3 +94,11 @@ def composition_error(exc: BaseException) -> str | None:
             hint = "a new key needs a leading +"
             head += f" (did you mean {' or '.join(close)}? {hint})" if close else f" ({hint})"
     return re.sub(r"\s+", " ", head)
+
+
+def run_folder_error(exc: BaseException) -> str | None:
+    """One line for an OSError Hydra raised making the run folder (or its .hydra/ files) before the run began."""
+    if not isinstance(exc, OSError) or ran_inside(exc):
+        return None
+    return (f"cannot write the run folder: {exc.filename}: {exc.strerror} (set hydra.run.dir, or hydra.sweep.dir for "
+            "-m, to a writable folder)")

@@ -116,6 +116,8 @@ def summary_problem(summary: object) -> str | None:
             return f"overall.{m}: missing"
         if not is_number(summary["overall"][m]):
             return f"overall.{m}: expected a number, got {summary['overall'][m]!r:.40}"
+        if not 0 <= summary["overall"][m] <= 1:
+            return f"overall.{m}: {summary['overall'][m]!r:.40} is outside [0, 1] (a recall or NDCG is a fraction)"
     if not isinstance(summary["segments"], dict):
         return f"segments: expected an object, got {summary['segments']!r:.40}"
     for seg, values in summary["segments"].items():
@@ -126,6 +128,8 @@ def summary_problem(summary: object) -> str | None:
                 return f"segments.{seg}.n_users: expected a count, got {value!r:.40}"
             if key != "n_users" and value is not None and not is_number(value):
                 return f"segments.{seg}.{key}: expected a number or null, got {value!r:.40}"
+            if key != "n_users" and value is not None and not 0 <= value <= 1:
+                return f"segments.{seg}.{key}: {value!r:.40} is outside [0, 1] (a recall or NDCG is a fraction)"
     return None
 
 
@@ -305,11 +309,11 @@ def markdown_table(runs: list[RunResult]) -> str:
                 col, i = (r.summary["dataset"], m), labels.index(r.label)
                 cells[col][i] += f" ± {r.stats[m][1]:.4f}"
     lines = [
-        "| model | " + " | ".join(f"{d} {names[m]}" for d, m in columns) + " |",
+        "| model | " + " | ".join(f"{markdown_cell(d)} {names[m]}" for d, m in columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
     for i, label in enumerate(labels):
-        lines.append(f"| {label} | " + " | ".join(cells[col][i] for col in columns) + " |")
+        lines.append(f"| {markdown_cell(label)} | " + " | ".join(cells[col][i] for col in columns) + " |")
     return "\n".join(lines)
 
 
@@ -370,7 +374,8 @@ def dataset_tables(runs: list[RunResult], out: Path, published: bool) -> dict[st
 
 
 def markdown_cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """`text` as one Markdown table cell (or heading): a `|` escaped, line breaks (any Unicode one) as spaces."""
+    return " ".join(text.splitlines()).replace("|", "\\|")
 
 
 def dataset_markdown(dataset: str, rows: list[DatasetRow], metric: str | None = None) -> str:
@@ -378,7 +383,7 @@ def dataset_markdown(dataset: str, rows: list[DatasetRow], metric: str | None = 
     if metric in cells:
         cells[metric] = [cell + row.mark for cell, row in zip(cells[metric], rows)]
     lines = [
-        f"## {dataset}",
+        f"## {markdown_cell(dataset)}",
         "",
         "| model | source | " + " | ".join(name for _, name in DATASET_COLUMNS) + " |",
         "|---|---|" + "---:|" * len(DATASET_COLUMNS),
@@ -520,7 +525,7 @@ def seeds_markdown(runs: list[RunResult]) -> str:
         cells = [f"{st[0]:.4f} ± {st[1]:.4f} [{st[2]:.4f}, {st[3]:.4f}]" if (st := r.stats.get(m)) else "–"
                  for m, _ in COLUMNS]
         seeds = ", ".join(str(m.seed) for m in r.members)
-        lines.append(f"| {markdown_cell(r.label)} | {r.summary['dataset']} | {len(r.members)} | {seeds} | "
+        lines.append(f"| {markdown_cell(r.label)} | {markdown_cell(r.summary['dataset'])} | {len(r.members)} | {seeds} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -719,7 +724,12 @@ def write_report(
     if not runs:
         raise GlossError(f"no usable {metrics_file(split)} below {where}" + "".join(f"; {s}" for s in skipped))
     out = out or folders[0]
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise GlossError(f"--out {out}: not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GlossError(f"--out {out}: cannot make it a folder ({e.strerror}: {e.filename})") from e
     suffix = "" if split == "test" else f"_{split}"
     md = [f"# Results below {where}", "", f"{split} split, full-catalog ranking; best per column **bold**, second <u>underlined</u>.", ""]
     md += [markdown_table(runs), ""]
@@ -747,10 +757,13 @@ def write_report(
     if notes:
         md += ["Duplicate runs (newest kept):", ""] + [f"- {n}" for n in notes] + [""]
     text = "\n".join(md)
-    (out / f"report{suffix}.md").write_text(text)
-    write_csv(runs, out / f"report{suffix}.csv")
-    write_dataset_csv(tables, out / f"report_datasets{suffix}.csv")
-    plot_segments([r.summary for r in runs], out / f"segments{suffix}.png")
+    try:
+        (out / f"report{suffix}.md").write_text(text)
+        write_csv(runs, out / f"report{suffix}.csv")
+        write_dataset_csv(tables, out / f"report_datasets{suffix}.csv")
+        plot_segments([r.summary for r in runs], out / f"segments{suffix}.png")
+    except OSError as e:
+        raise GlossError(f"--out {out}: cannot write the report there ({e.strerror}: {e.filename})") from e
     return text, skipped + notes + [f"runs differ in environment: {n}" for n in env_notes]
 
 

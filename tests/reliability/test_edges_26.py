@@ -2,13 +2,17 @@
 input"): each mistake is one line naming what is wrong, exit 2, before any data is loaded."""
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from gloss.errors import GlossError
+from gloss.report import main as report_main, write_report
 from tests.conftest import TINY, run_cli
 from tests.reliability.test_settings_checked import checked
+from tests.test_report import table_rows, write_metrics
 
 
 def one_line(proc) -> str:
@@ -73,3 +77,54 @@ def test_a_cache_dir_that_is_a_file_is_one_line(tiny_root, tmp_path):
 def test_an_out_of_range_model_setting_is_one_line_naming_its_key(overrides, key):
     with pytest.raises(GlossError, match=re.escape(key)):
         checked(*overrides)
+
+
+# --- unwritable outputs ------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_an_unwritable_run_folder_is_one_line(tiny_root, tmp_path):
+    (tmp_path / "f").write_text("a file")
+    for run_dir in (tmp_path / "f" / "run", "/dev/full"):
+        proc = run_cli("run.py", [*TINY, "model=popularity", f"hydra.run.dir={run_dir}"], tiny_root, tmp_path / "c",
+                       timeout=120)
+        assert str(run_dir) in one_line(proc)
+    assert (tmp_path / "f").read_text() == "a file"
+
+
+def test_an_unwritable_report_out_is_one_line_naming_it(tmp_path, capsys):
+    write_metrics(tmp_path / "runs" / "a", "beauty", "cooc", "none", 0.07)
+    (tmp_path / "f").write_text("a file")
+    for out in (tmp_path / "f" / "out", tmp_path / "f", Path("/dev/full")):
+        with pytest.raises(SystemExit) as stop:
+            report_main([str(tmp_path / "runs"), "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and len(err) == 1 and err[0].startswith("error: --out") and str(out) in err[0], err
+
+
+# --- gloss.report: labels and values -----------------------------------------------------------------------------
+
+def test_a_label_with_a_pipe_or_a_line_break_keeps_the_report_tables_whole(tmp_path):
+    root = tmp_path / "runs"
+    write_metrics(root / "a", "beauty", "co|oc", "none", 0.07)
+    write_metrics(root / "b", "beauty", "lis\nx", "bm\r25", 0.05)
+    write_metrics(root / "c", "be|au\nty", "popularity", "none", 0.01)
+    md, _ = write_report(root)
+    for block in md.split("\n\n"):
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        if rows:  # every row of a table is one line with the header's number of unescaped cells
+            assert len(rows) == len(block.splitlines()), block
+            assert len({len(re.split(r"(?<!\\)\|", row)) for row in rows}) == 1, block
+    assert not any(line.startswith(("x", "25", "ty")) for line in md.splitlines())
+
+
+@pytest.mark.parametrize("value", [1e308, 1.5, -0.1])
+def test_a_metric_outside_0_1_is_skipped_with_a_line_naming_the_file(tmp_path, value):
+    root = tmp_path / "runs"
+    write_metrics(root / "good", "beauty", "cooc", "none", 0.07)
+    path = write_metrics(root / "bad", "beauty", "huge", "none", 0.07)
+    summary = json.loads(path.read_text())
+    summary["overall"]["recall@5"] = value
+    path.write_text(json.dumps(summary))
+    md, notes = write_report(root)
+    assert "huge" not in table_rows(md)
+    assert any(str(path) in n and "recall@5" in n and "[0, 1]" in n for n in notes), notes
