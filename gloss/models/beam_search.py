@@ -40,33 +40,33 @@ def beam_search(
     null_prompt: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded prompts [B, P] -> (tokens [B, K, T] padded with pad_token_id, scores [B, K]), best first."""
-    B, K = input_ids.shape[0], num_beams
+    B, K, dev = input_ids.shape[0], num_beams, input_ids.device
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     logp = out.logits[:, -1].float().log_softmax(-1)
     null = None
     if contrast:
         # unpadded and the same length in every row: positions come from the cache, no mask needed
-        nout = model(input_ids=torch.tensor([null_prompt] * B), use_cache=True, logits_to_keep=1)
+        nout = model(input_ids=torch.tensor([null_prompt] * B, device=dev), use_cache=True, logits_to_keep=1)
         logp = contrasted(logp, nout.logits[:, -1], contrast)
-        null = nout.past_key_values
+        null = nout.cache
         null.batch_repeat_interleave(K)
     scores, first = logp.topk(K, dim=-1)  # [B, K]
-    cache = out.past_key_values
+    cache = out.cache
     cache.batch_repeat_interleave(K)
     mask = attention_mask.repeat_interleave(K, 0)
     pos = positions[:, -1:].repeat_interleave(K, 0)
     seqs = first.reshape(B * K, 1)
     done = seqs[:, 0] == eos_token_id
-    lengths = torch.ones(B * K, dtype=torch.long)
-    active = torch.arange(B)  # users still searching, rows of the outputs
-    final_seqs = torch.full((B, K, max_new_tokens), pad_token_id, dtype=torch.long)
-    final_scores = torch.zeros(B, K)
-    final_lengths = torch.ones(B, K, dtype=torch.long)
+    lengths = torch.ones(B * K, dtype=torch.long, device=dev)
+    active = torch.arange(B, device=dev)  # users still searching, rows of the outputs
+    final_seqs = torch.full((B, K, max_new_tokens), pad_token_id, dtype=torch.long, device=dev)
+    final_scores = torch.zeros(B, K, device=dev)
+    final_lengths = torch.ones(B, K, dtype=torch.long, device=dev)
 
     def retire(users_done: torch.Tensor) -> None:
         rows = users_done.nonzero().squeeze(1)
-        beam_rows = (rows[:, None] * K + torch.arange(K)).reshape(-1)
+        beam_rows = (rows[:, None] * K + torch.arange(K, device=dev)).reshape(-1)
         final_seqs[active[rows], :, : seqs.shape[1]] = seqs[beam_rows].reshape(len(rows), K, -1)
         final_scores[active[rows]] = scores[rows]
         final_lengths[active[rows]] = lengths[beam_rows].reshape(len(rows), K)
@@ -78,7 +78,7 @@ def beam_search(
             keep = (~user_done).nonzero().squeeze(1)
             if len(keep) == 0:
                 break
-            rows = (keep[:, None] * K + torch.arange(K)).reshape(-1)
+            rows = (keep[:, None] * K + torch.arange(K, device=dev)).reshape(-1)
             active, scores, seqs, done, lengths = active[keep], scores[keep], seqs[rows], done[rows], lengths[rows]
             mask, pos = mask[rows], pos[rows]
             cache.batch_select_indices(rows)
@@ -87,17 +87,17 @@ def beam_search(
         n = len(active)
         mask = torch.cat([mask, mask.new_ones(n * K, 1)], dim=1)
         pos = pos + 1
-        out = model(input_ids=seqs[:, -1:], attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+        out = model(input_ids=seqs[:, -1:], attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
         logp = out.logits[:, -1].float().log_softmax(-1)
         if null is not None:
-            nout = model(input_ids=seqs[:, -1:], past_key_values=null, use_cache=True)
+            nout = model(input_ids=seqs[:, -1:], cache=null, use_cache=True)
             logp = contrasted(logp, nout.logits[:, -1], contrast)
         logp[done] = float("-inf")
         logp[done, pad_token_id] = 0.0
         vocab = logp.shape[-1]
         cand = (scores.reshape(n * K, 1) + logp).reshape(n, K * vocab)
         scores, idx = cand.topk(K, dim=-1)
-        src = (torch.arange(n)[:, None] * K + idx // vocab).reshape(-1)
+        src = (torch.arange(n, device=dev)[:, None] * K + idx // vocab).reshape(-1)
         tok = (idx % vocab).reshape(-1)
         was_done = done[src]
         seqs = torch.cat([seqs[src], tok[:, None]], dim=1)
@@ -107,7 +107,7 @@ def beam_search(
         if null is not None:
             null.reorder_cache(src)
     else:  # max_new_tokens reached: retire whoever is left
-        retire(torch.ones(len(active), dtype=torch.bool))
+        retire(torch.ones(len(active), dtype=torch.bool, device=dev))
     norm = final_scores / final_lengths.float().pow(length_penalty)
     order = norm.argsort(dim=1, descending=True)
     return final_seqs.gather(1, order[:, :, None].expand_as(final_seqs)), norm.gather(1, order)
