@@ -203,17 +203,20 @@ def tie_sorted(items: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 def ranking_keys(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """int64 keys whose ascending order is the ranking rule: higher float32 score first, ties by tie_rank
-    (the score's order-preserving bits above, the item's tie rank in the low RANK_BITS). NaN ranks as -inf."""
-    s = np.asarray(scores, dtype=np.float32) + np.float32(0)  # a copy; -0.0 becomes 0.0
-    s[np.isnan(s)] = -np.inf
-    bits = s.view(np.uint32)
-    negative = bits >= 0x80000000
-    np.invert(bits, out=bits, where=negative)  # now ascending with the score ...
-    np.bitwise_or(bits, 0x80000000, out=bits, where=~negative)
-    np.subtract(np.uint32(0xFFFFFFFF), bits, out=bits)  # ... and now descending
-    keys = bits.astype(np.int64)
-    del s, bits
+    """int64 keys whose ascending order is the ranking rule: higher float32 score first, ties by tie_rank (the
+    score's order-preserving bits, inverted, above; the item's tie rank in the low RANK_BITS). NaN ranks as -inf,
+    -0.0 as 0.0."""
+    s = np.ascontiguousarray(scores, dtype=np.float32)
+    if np.isnan(s).any():
+        s = np.where(np.isnan(s), np.float32(-np.inf), s)
+    bits = s.view(np.int32)
+    ordered = bits >> 31
+    ordered &= 0x7FFFFFFF
+    ordered ^= bits  # a negative float's magnitude bits flipped: ascending with the score
+    ordered += ordered == -1  # -0.0 (-1 now) is 0.0
+    np.subtract(np.int32(2**31 - 1), ordered, out=ordered)  # descending: 2^31 - 1 - x wraps to [0, 2^32) as uint32
+    keys = ordered.view(np.uint32).astype(np.int64)
+    del ordered
     keys <<= RANK_BITS
     keys |= tie_rank(items)
     return keys
@@ -222,9 +225,8 @@ def ranking_keys(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
 def decode_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(items, float32 scores) of ranking keys; PAD_KEY and -inf become item -1 with score 0."""
     items = item_of_rank(keys & RANK_MASK)
-    bits = (np.uint32(0xFFFFFFFF) - (keys >> RANK_BITS).astype(np.uint32)).astype(np.uint32)
-    positive = bits >= 0x80000000
-    bits = np.where(positive, bits ^ np.uint32(0x80000000), ~bits).astype(np.uint32)
+    bits = (2**31 - 1 - (keys >> RANK_BITS)).astype(np.int32)
+    bits ^= (bits >> 31) & 0x7FFFFFFF
     scores = bits.view(np.float32)
     empty = (keys == PAD_KEY) | ~np.isfinite(scores)
     items[empty] = -1
@@ -242,13 +244,11 @@ def smallest_keys(keys: np.ndarray, k: int) -> np.ndarray:
 def top_k_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None = None) -> Ranking:
     """Top-k over full-catalog scores [n, n_items] ranked in float32 by the tie rule; with `histories`, seen items are
     excluded (slots beyond the unseen items are -1)."""
-    n, n_items = scores.shape
-    scores = scores.astype(np.float32, copy=True)
+    n_items = scores.shape[1]
+    keys = ranking_keys(scores, np.arange(n_items))
     if histories is not None:
         for row, h in enumerate(histories):
-            scores[row, h] = -np.inf
-    keys = ranking_keys(scores, np.arange(n_items))
-    del scores
+            keys[row, h] = PAD_KEY
     return Ranking(*decode_keys(smallest_keys(keys, k)))
 
 

@@ -81,3 +81,11 @@ def test_fusion_orders_equal_fused_scores_by_the_rule_not_arrival():
         again, _ = fuse(reversed_ids, scores, 3, mode)
         want = sorted([5, 9, 2], key=lambda i: int(tie_rank(np.array([i]))[0]))
         assert got[0].tolist() == again[0].tolist() == want
+
+
+def test_nan_ranks_last_and_negative_zero_ties_with_zero():
+    scores = np.array([[np.nan, -0.0, 0.0, -1.0, np.inf, -np.inf, 1e-45, -1e-45]], dtype=np.float32)
+    ranking = top_k_scores(scores, 8)
+    zeros = sorted([1, 2], key=lambda i: int(tie_rank(np.array([i]))[0]))
+    assert ranking.items[0, :6].tolist() == [-1, 6] + zeros + [7, 3]  # +inf is no score: -1 (as before)
+    assert (ranking.items[0, 6:] == -1).all()
