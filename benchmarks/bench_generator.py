@@ -18,6 +18,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from gloss.config import training_settings
+from gloss.models.base import build_model
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,12 +40,13 @@ def main() -> None:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     data = instantiate(cfg.dataset)
-    rec = instantiate(cfg.model)
+    rec = build_model(cfg.model)
     rec.build_for(data, seed=0, run_dir=Path(args.run).expanduser() if args.run else None)
     model = rec.module.model
     print(f"{args.dataset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {args.threads} threads")
 
-    dm = instantiate(cfg.datamodule, _partial_=True)(data=data, encoder=rec.encoder)
+    dm_cfg = training_settings(rec.recipe, cfg)["datamodule"]  # the recipe's, with the run's datamodule values
+    dm = instantiate(dm_cfg, _partial_=True)(data=data, encoder=rec.encoder)
     dm.setup("fit")
     n_epoch = sum(len(ids) for ids, _ in dm.train)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -52,12 +56,12 @@ def main() -> None:
     for step in range(args.train_steps + 2):
         batch = next(batches)
         t0 = time.perf_counter()
-        model(**batch).loss.backward()
+        model(**batch, use_cache=False).loss.backward()
         opt.step()
         opt.zero_grad()
         if step >= 2:  # skip warm-up steps
             seconds += time.perf_counter() - t0
-            tokens += int(batch["attention_mask"].sum())
+            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
     tps = tokens / seconds
     print(f"training: {tps:,.0f} tokens/s; one epoch = {n_epoch:,} tokens = {n_epoch / tps / 60:.1f} min")
 
@@ -77,9 +81,9 @@ def main() -> None:
         rec.rank(queries, histories, 10)  # warm-up: encodes the generated titles once
         t0 = time.perf_counter()
         generated = rec.rank(queries, histories, 10).items[:, : rec.rerank["generated"]]
-        pools = rec.candidate_pool(histories, generated)
+        pools, collaborative = rec.candidate_pool(histories, generated)
         t1 = time.perf_counter()
-        rec.rerank_pool(histories, pools, 10, progress=False)
+        rec.rerank_pool(histories, pools, collaborative, 10)
         t2 = time.perf_counter()
         print(f"retrieval + pools: {len(histories) / (t1 - t0):.1f} users/s; rerank ({sum(map(len, pools)) / len(pools):.1f} "
               f"candidates/user, batch {rec.rerank['batch_size']}): {len(histories) / (t2 - t1):.1f} users/s; "
