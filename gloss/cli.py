@@ -1,8 +1,9 @@
 """What the entry points share: a GlossError, or a mistake Hydra finds in the command line or the config before the
-run starts, ends the program with one line on stderr (and in run.log), exit 2; a run stopped by SIGTERM exits 143
-(128 + 15), not 0."""
+run starts, ends the program with one line on stderr (and in run.log), exit 2; a run stopped by SIGTERM says so on
+stderr and in run.log, releases its run folder, leaves no temp file, and exits 143 (128 + 15)."""
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import itertools
@@ -11,8 +12,52 @@ import os
 import re
 import signal
 import sys
+import threading
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+
+class Terminated(SystemExit):
+    """SIGTERM outside Lightning's fit: raised where the program is, so that it unwinds like an error (run.lock
+    released, temp files removed, run.log noted) and exits 143."""
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(128 + signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated while the run lasts (main thread only: Python runs handlers there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def sigterm_left_to_lightning() -> Iterator[None]:
+    """Around trainer.fit: Lightning's handler stops at a step boundary and saves last.ckpt (the bit-identical resume);
+    it would also call ours, whose exception would cut the step, so ours is off until fit returns."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not raise_terminated:
+        yield
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, raise_terminated)
+
+
+def to_run_log(message: str) -> None:
+    """`message` into run.log (the root logger's file handlers), not on the console."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(logging.LogRecord("gloss", logging.ERROR, __file__, 0, "%s", (message,), None))
 
 
 def one_line_errors(main: Callable) -> Callable:
@@ -21,22 +66,22 @@ def one_line_errors(main: Callable) -> Callable:
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
         try:
-            return main(*args, **kwargs)
+            with sigterm_raises():
+                return main(*args, **kwargs)
         except Exception as e:
             if (err := user_error(e)) is None:
                 raise
-            refused = isinstance(err, RunFolderRefused)  # that folder's run.log is another run's
-            for handler in logging.getLogger().handlers:  # into run.log; the console gets the one line below
-                if isinstance(handler, logging.FileHandler) and not refused:
-                    handler.emit(logging.LogRecord("gloss", logging.ERROR, __file__, 0, "%s", (err,), None))
+            if not isinstance(err, RunFolderRefused):  # that folder's run.log is another run's
+                to_run_log(str(err))
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
         except SystemExit as e:  # Lightning stops gracefully on SIGTERM with a SystemExit that carries no code (0)
             from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-            if not isinstance(e, SIGTERMException):
+            if not isinstance(e, (SIGTERMException, Terminated)):
                 raise
-            print("error: stopped by SIGTERM before the results (see run.log)", file=sys.stderr)
+            to_run_log("stopped by SIGTERM")
+            print("error: stopped by SIGTERM (see run.log)", file=sys.stderr)
             sys.exit(128 + signal.SIGTERM)
 
     return wrapped

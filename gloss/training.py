@@ -19,6 +19,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig
 
 from gloss.callbacks.epoch_seed import EpochSeed
+from gloss.cli import sigterm_left_to_lightning
 from gloss.config import training_settings
 from gloss.data import GlossData
 from gloss.errors import GlossError
@@ -156,8 +157,9 @@ class Fitter:
                 raise GlossError(f"{type(recommender).__name__}: a trained model needs a DataModule "
                                  "(model.recipe.datamodule)")
             datamodule = instantiate(settings["datamodule"], _partial_=True)(data=data, **recommender.datamodule_inputs())
-            trainer.fit(recommender.lightning_module, datamodule=datamodule,
-                        ckpt_path=resolve_ckpt_path(cfg.ckpt_path, self.run_dir))
+            with sigterm_left_to_lightning():
+                trainer.fit(recommender.lightning_module, datamodule=datamodule,
+                            ckpt_path=resolve_ckpt_path(cfg.ckpt_path, self.run_dir))
             warn_if_cut_by_time(trainer)
             load_best_weights(recommender, trainer, self.run_dir)
             if trainer.is_global_zero:

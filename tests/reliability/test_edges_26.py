@@ -3,14 +3,22 @@ input"): each mistake is one line naming what is wrong, exit 2, before any data 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
 
+import gloss.eval.outputs
+import gloss.models.cooc
+from gloss.cli import one_line_errors
 from gloss.errors import GlossError
+from gloss.experiment import run_experiment
 from gloss.report import main as report_main, write_report
 from tests.conftest import TINY, run_cli
+from tests.reliability.test_run_folder import tiny_cfg
 from tests.reliability.test_settings_checked import checked
 from tests.test_report import table_rows, write_metrics
 
@@ -128,3 +136,39 @@ def test_a_metric_outside_0_1_is_skipped_with_a_line_naming_the_file(tmp_path, v
     md, notes = write_report(root)
     assert "huge" not in table_rows(md)
     assert any(str(path) in n and "recall@5" in n and "[0, 1]" in n for n in notes), notes
+
+
+# --- SIGTERM outside training ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["fit", "write"])
+def test_sigterm_outside_training_says_so_releases_the_folder_and_leaves_no_temp_file(tiny_root, tmp_path, monkeypatch,
+                                                                                     capsys, where):
+    """SIGTERM during a heuristic's fit, or while a result file is being written: one stderr line, a run.log note,
+    run.lock and the temp file removed, exit 143 (128 + SIGTERM); the next run finishes the folder."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    cfg = tiny_cfg(tiny_root, tmp_path / "c", "model=cooc")
+    terminate = lambda *_: os.kill(os.getpid(), signal.SIGTERM)  # noqa: E731
+    if where == "fit":
+        monkeypatch.setattr(gloss.models.cooc.CoOccurrence, "fit", terminate)
+    else:
+        monkeypatch.setattr(gloss.eval.outputs.os, "fsync", terminate)
+    log_file = logging.FileHandler(run_dir / "run.log")
+    logging.getLogger().addHandler(log_file)
+    unhandled = lambda *_: pytest.fail("SIGTERM reached the handler outside the run")  # noqa: E731
+    previous = signal.signal(signal.SIGTERM, unhandled)  # not the default: that would end pytest
+    try:
+        with pytest.raises(SystemExit) as stop:
+            one_line_errors(lambda: run_experiment(cfg, run_dir))()
+        assert signal.getsignal(signal.SIGTERM) is unhandled
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        logging.getLogger().removeHandler(log_file)
+        log_file.close()
+    assert stop.value.code == 143
+    assert "stopped by SIGTERM" in capsys.readouterr().err
+    assert "stopped by SIGTERM" in (run_dir / "run.log").read_text()
+    assert not (run_dir / "run.lock").exists() and not list(run_dir.rglob("*.tmp")) and not (run_dir / "metrics.json").exists()
+    monkeypatch.undo()
+    run_experiment(cfg, run_dir)
+    assert (run_dir / "metrics.json").is_file()
