@@ -9,8 +9,14 @@ history item's and to the mean of the last three).
 No leakage: the ranker learns on labels no source has seen. The sources are first fit on `GlossData.held_out()` (every
 user's training part minus its last training item), the ranker is trained to find that held-out item for all users,
 then (refit=true) the sources are refit on the full training data and the ranker ranks their validation/test
-candidates. No validation or test target is ever a feature or a label. LightGBM's early stopping uses a random
-`ranker_holdout` share of those training users, never the validation users.
+candidates. No validation or test target is ever a feature or a label.
+
+Deterministic: the ranker's tree count is chosen once by `ranker_folds`-fold cross-validation over the ranker-training
+users (fixed folds; early stopping on the folds' mean NDCG@10, never the validation users), then one ranker is fit on
+all of them with exactly that many trees (deterministic LightGBM, fixed seed and threads).
+
+Never below its best source on validation (`fallback`): after fitting, GLoSS+ and each source rank the validation
+users; when no ranker beats the best source's NDCG@5 there, that source's own ranking is served (logged).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import numpy as np
 
 from gloss.data import GlossData
 from gloss.errors import GlossError
+from gloss.eval.metrics import per_user_metrics, target_ranks
 from gloss.models.base import CompositeRecommender, PartFitter, Ranking, Recommender, histories_digest, tie_rank
 from gloss.progress import Progress
 
@@ -51,7 +58,8 @@ class GlossPlus(CompositeRecommender):
         text_encoder,
         ranker: Mapping,
         early_stopping_rounds: int,
-        ranker_holdout: float,
+        ranker_folds: int,
+        fallback: bool,
         seed: int,
         ablation: Sequence[str],
     ):
@@ -66,7 +74,8 @@ class GlossPlus(CompositeRecommender):
         self.depth, self.exclude_seen, self.refit = depth, exclude_seen, refit
         self.text_encoder = text_encoder
         self.ranker_params = dict(ranker)
-        self.early_stopping_rounds, self.ranker_holdout, self.seed = early_stopping_rounds, ranker_holdout, seed
+        self.early_stopping_rounds, self.ranker_folds, self.seed = early_stopping_rounds, ranker_folds, seed
+        self.fallback = fallback
         unknown = [a for a in ablation if a not in (*self.sources, "text")]
         if unknown:
             raise GlossError(f"model.ablation={list(ablation)}: each must be a source in model.sources or 'text' "
@@ -77,6 +86,8 @@ class GlossPlus(CompositeRecommender):
         self.held_out_parts: dict[str, Recommender] = {}  # the sources fit without the ranker's labels
         self.ranker = None
         self.item_embeddings: np.ndarray | None = None
+        self.serving: str | None = None  # a source whose own ranking is served instead of the ranker's (fallback)
+        self.val_users: tuple[list[np.ndarray], np.ndarray] = ([], np.zeros(0, dtype=np.int64))  # histories, targets
 
     # --- fitting ---------------------------------------------------------------------------------------
     def fit_parts(self, data: GlossData, fitter: PartFitter) -> None:
@@ -93,6 +104,9 @@ class GlossPlus(CompositeRecommender):
         self.train_ranker()
         self.parts = self.fit_sources(data, fitter, "full") if self.refit else self.held_out_parts
         self.popularity = data.training_counts()
+        examples = data.split.val_examples()
+        self.val_users = (data.split.histories(examples), data.split.targets(examples))
+        self.choose_serving()
 
     def without(self, removed: Sequence[str]) -> "GlossPlus":
         """This fitted GLoSS+ with the `removed` sources' candidates and features taken out and its ranker retrained
@@ -104,6 +118,7 @@ class GlossPlus(CompositeRecommender):
         if not ablated.sources:
             raise GlossError(f"removing {list(removed)} leaves GLoSS+ without sources")
         ablated.train_ranker()
+        ablated.choose_serving()
         return ablated
 
     def variants(self) -> dict[str, Recommender]:
@@ -127,7 +142,8 @@ class GlossPlus(CompositeRecommender):
         return self.text_encoder.embed(data.catalog.texts, getattr(self.text_encoder, "passage_prefix", ""), "catalog")
 
     def train_ranker(self) -> None:
-        """The LambdaRank model on the held-out examples' candidates (all users; label: the held-out item)."""
+        """The LambdaRank model on the held-out examples' candidates (all users; label: the held-out item), with the
+        tree count `tree_count` chooses."""
         import lightgbm as lgb
 
         cands = self.candidates(self.ranker_histories, self.held_out_popularity, self.ranker_lists)
@@ -137,27 +153,66 @@ class GlossPlus(CompositeRecommender):
         found[cands.users[labels == 1]] = True
         log.info("stage 1 recall (label among the %.1f candidates per user on average): %.4f",
                  len(cands.users) / max(len(targets), 1), found.mean())
-        rng = np.random.default_rng(self.seed)
-        holdout = rng.random(len(targets)) < self.ranker_holdout
         keep = found[cands.users]  # users whose label no source found carry no ranking signal
-        fit_rows, stop_rows = keep & ~holdout[cands.users], keep & holdout[cands.users]
-        self.ranker = lgb.LGBMRanker(**self.ranker_params, random_state=self.seed, deterministic=True,
-                                     force_row_wise=True, verbose=-1)
-        callbacks = [lgb.log_evaluation(100)]
-        eval_set = {}
-        if stop_rows.any() and self.early_stopping_rounds:
-            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False))
-            eval_set = {"eval_X": (cands.features[stop_rows],), "eval_y": (labels[stop_rows],),
-                        "eval_group": [group_sizes(cands.users[stop_rows])], "eval_at": [10]}
+        features, labels, groups = cands.features[keep], labels[keep], group_sizes(cands.users[keep])
         lgb.register_logger(log)
-        log.info("training the LambdaRank ranker on %d candidates of %d users (%d users for early stopping)",
-                 fit_rows.sum(), len(np.unique(cands.users[fit_rows])), len(np.unique(cands.users[stop_rows])))
-        self.ranker.fit(cands.features[fit_rows], labels[fit_rows], group=group_sizes(cands.users[fit_rows]),
-                        callbacks=callbacks, **eval_set)
+        params = {**self.ranker_params, "n_estimators": self.tree_count(features, labels, groups)}
+        self.ranker = lgb.LGBMRanker(**params, **self.lightgbm_fixed())
+        log.info("training the LambdaRank ranker on %d candidates of %d users, %d trees", len(labels), len(groups),
+                 params["n_estimators"])
+        self.ranker.fit(features, labels, group=groups)
         gain = self.ranker.booster_.feature_importance("gain")
         ranked = sorted(zip(self.feature_names(), gain / max(gain.sum(), 1e-12)), key=lambda x: -x[1])
         log.info("ranker: %d trees; feature gain share: %s", self.ranker.booster_.num_trees(),
                  ", ".join(f"{n} {g:.3f}" for n, g in ranked))
+
+    def lightgbm_fixed(self) -> dict:
+        """What makes two fits on the same data the same model: LightGBM's deterministic mode, row-wise histograms
+        and the seed (the thread count is model.ranker.n_jobs)."""
+        return {"random_state": self.seed, "deterministic": True, "force_row_wise": True, "verbose": -1}
+
+    def tree_count(self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> int:
+        """The ranker's tree count: early stopping on the mean NDCG@10 of `ranker_folds` fixed folds of the
+        ranker-training users (lightgbm.cv; GroupKFold, no shuffling), or `ranker.n_estimators` when early stopping
+        is off (early_stopping_rounds=0, ranker_folds < 2) or there are fewer users than folds."""
+        import lightgbm as lgb
+
+        most = int(self.ranker_params["n_estimators"])
+        if not self.early_stopping_rounds or self.ranker_folds < 2 or len(groups) < self.ranker_folds:
+            log.info("ranker: %d trees (model.ranker.n_estimators; no cross-validation: early_stopping_rounds=%s, "
+                     "ranker_folds=%s, %d users)", most, self.early_stopping_rounds, self.ranker_folds, len(groups))
+            return most
+        params = {key: value for key, value in self.ranker_params.items() if key != "n_estimators"}
+        params.update(self.lightgbm_fixed(), metric="ndcg", eval_at=[10])
+        curves = lgb.cv(params, lgb.Dataset(features, labels, group=groups), num_boost_round=most,
+                        nfold=self.ranker_folds, stratified=False, shuffle=False,
+                        callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
+        mean = curves["valid ndcg@10-mean"]
+        log.info("ranker: %d trees chosen by %d-fold cross-validation over %d ranker-training users (mean NDCG@10 "
+                 "%.4f +- %.4f)", len(mean), self.ranker_folds, len(groups), mean[-1], curves["valid ndcg@10-stdv"][-1])
+        return len(mean)
+
+    def choose_serving(self) -> None:
+        """model.fallback: GLoSS+ and each source rank the validation users; when the ranker's NDCG@5 does not beat
+        the best source's, that source serves every ranking (GLoSS+ never ranks below its best source there)."""
+        self.serving = None
+        histories, targets = self.val_users
+        if not self.fallback or not len(targets):
+            if self.fallback:
+                log.info("GLoSS+ fallback: no validation users, the ranker serves")
+            return
+        ndcg = {"ranker": validation_ndcg(self.recommend(histories, 10).items, targets)}
+        lists = self.list_memo[histories_digest(histories)]  # the sources' lists the ranker just ranked
+        ndcg.update({name: validation_ndcg(lists[name].items[:, :10], targets) for name in self.sources})
+        best = max(self.sources, key=lambda name: ndcg[name])
+        summary = ", ".join(f"{name} {value:.4f}" for name, value in ndcg.items())
+        if ndcg["ranker"] <= ndcg[best]:
+            self.serving = best
+            log.warning("GLoSS+ fallback: the ranker does not beat its best source on the %d validation users (NDCG@5: "
+                        "%s); %s's own ranking is served", len(targets), summary, best)
+        else:
+            log.info("GLoSS+ fallback not needed: the ranker beats every source on the %d validation users (NDCG@5: "
+                     "%s)", len(targets), summary)
 
     # --- features --------------------------------------------------------------------------------------
     def feature_names(self) -> list[str]:
@@ -214,6 +269,8 @@ class GlossPlus(CompositeRecommender):
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> Ranking:
         if self.ranker is None:
             raise GlossError("gloss_plus: not fitted (run it with run.py)")
+        if self.serving is not None:
+            return self.parts[self.serving].recommend(histories, k)
         digest = histories_digest(histories)
         lists = self.list_memo.setdefault(digest, {})  # variants (ablation) rank the same users: each source once
         lists.update(self.source_lists(self.parts, histories, [s for s in self.sources if s not in lists]))
@@ -237,3 +294,8 @@ def group_sizes(users: np.ndarray) -> np.ndarray:
     """LightGBM's query groups: the run lengths of the (sorted) user column."""
     _, counts = np.unique(users, return_counts=True)
     return counts
+
+
+def validation_ndcg(items: np.ndarray, targets: np.ndarray) -> float:
+    """Mean NDCG@5 of ranked lists (the run's monitor metric)."""
+    return float(per_user_metrics(target_ranks(items, targets), (5,))["ndcg@5"].mean())
