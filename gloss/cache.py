@@ -1,11 +1,13 @@
 """Content-keyed on-disk cache: a changed input or config gives a new key, so stale artefacts cannot leak."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import pickle
+import typing
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
@@ -68,14 +70,56 @@ def load_entry(path: Path, load: Callable[[Path], T]) -> T | None:
         return None
 
 
-def _load_pickle(path: Path) -> Any:
-    with open(path, "rb") as f:
-        return pickle.load(f)
+# What a NumPy array needs to be unpickled (numpy 2 and 1 names): functions that only rebuild arrays and scalars.
+NUMPY_GLOBALS = {("numpy", "dtype"), ("numpy", "ndarray"), ("numpy._core.numeric", "_frombuffer"),
+                 ("numpy.core.numeric", "_frombuffer"), ("numpy._core.multiarray", "_reconstruct"),
+                 ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+                 ("numpy.core.multiarray", "scalar")}
 
 
-def cached_pickle(path: Path, build: Callable[[], Any]) -> tuple[Any, bool]:
-    """Load `path` if present and readable, else build and store. Returns (value, was_cached)."""
-    value = load_entry(path, _load_pickle)
+def dataclass_family(cls: type) -> set[type]:
+    """`cls` and every dataclass its fields declare, recursively (the classes a cached value is built from)."""
+    found = {cls}
+    hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+    stack = list(hints.values())
+    while stack:
+        hint = stack.pop()
+        stack.extend(typing.get_args(hint))
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and hint not in found:
+            found |= dataclass_family(hint)
+    return found
+
+
+class DataUnpickler(pickle.Unpickler):
+    """Unpickles plain values, NumPy arrays and the allowed classes only: any other global (os.system, exec, a
+    class's __reduce__ payload) is refused before it is called, so a planted entry in a shared cache folder is data,
+    never code."""
+
+    def __init__(self, file: Any, allowed: set[type]):
+        super().__init__(file)
+        self.allowed = {(c.__module__, c.__qualname__): c for c in allowed}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.allowed:
+            return self.allowed[(module, name)]
+        if (module, name) in NUMPY_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a cache entry")
+
+
+def cached_pickle(path: Path, build: Callable[[], T], kind: type[T]) -> tuple[T, bool]:
+    """Load `path` if present, readable and a `kind`, else build and store. Returns (value, was_cached). Only `kind`
+    and the dataclasses its fields declare are unpickled (DataUnpickler); an entry that is not a `kind` is rebuilt."""
+    allowed = dataclass_family(kind)
+
+    def load(entry: Path) -> T:
+        with open(entry, "rb") as f:
+            value = DataUnpickler(f, allowed).load()
+        if not isinstance(value, kind):
+            raise TypeError(f"holds a {type(value).__name__}, not a {kind.__name__}")
+        return value
+
+    value = load_entry(path, load)
     if value is not None:
         return value, True
     value = build()

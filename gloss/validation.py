@@ -38,7 +38,7 @@ def validate_config(cfg: DictConfig, trains: bool = True) -> None:
 
     require_int("seed", cfg.get("seed"), 0, "random state of the split, sampling and training")
     for key in ("paths.cache_dir", "dataset.cache_dir"):
-        if isinstance(value := OmegaConf.select(cfg, key), str):
+        if isinstance(value := OmegaConf.select(cfg, key, throw_on_resolution_failure=False), str):
             check_writable_folder(key, value)
     check_types(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_model_ranges(OmegaConf.to_container(cfg.model, resolve=True), "model")

@@ -65,7 +65,7 @@ def test_two_processes_write_the_same_entry(tmp_path: Path):
                 assert pickle.load(f) == payload
         built = 0
         for key in range(60):  # fresh keys, as parallel jobs filling an empty cache: both may build each one
-            value, cached = cached_pickle(entry.with_name(f"k{{key}}.pkl"), lambda: (key, payload))
+            value, cached = cached_pickle(entry.with_name(f"k{{key}}.pkl"), lambda: (key, payload), tuple)
             assert value == (key, payload)
             built += not cached
         print("built", built)

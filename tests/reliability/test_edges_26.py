@@ -172,3 +172,35 @@ def test_sigterm_outside_training_says_so_releases_the_folder_and_leaves_no_temp
     monkeypatch.undo()
     run_experiment(cfg, run_dir)
     assert (run_dir / "metrics.json").is_file()
+
+
+# --- cache entries are data --------------------------------------------------------------------------------------
+
+class Payload:
+    """Unpickling this runs code: it creates `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def load_tiny(tiny_root: Path, cache: Path):
+    from hydra.utils import instantiate
+
+    return instantiate(tiny_cfg(tiny_root, cache, "model=cooc").dataset)
+
+
+@pytest.mark.parametrize("planted", ["payload", "wrong_object"])
+def test_a_planted_or_wrong_dataset_cache_entry_never_runs_and_is_rebuilt(tiny_root, tmp_path, planted):
+    import pickle
+
+    built = load_tiny(tiny_root, tmp_path / "c")
+    (entry,) = (tmp_path / "c" / "data").glob("*.pkl")
+    marker = tmp_path / "marker"
+    entry.write_bytes(pickle.dumps(Payload(marker) if planted == "payload" else {"not": "GlossData"}))
+    again = load_tiny(tiny_root, tmp_path / "c")
+    assert not marker.exists()
+    assert again.catalog.item_ids == built.catalog.item_ids and again.split.user_ids == built.split.user_ids
+    assert pickle.loads(entry.read_bytes()).catalog.item_ids == built.catalog.item_ids  # rebuilt in place
