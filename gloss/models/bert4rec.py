@@ -7,7 +7,6 @@ output scores the next item. Id n_items + 1 is [MASK].
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from gloss.models.id_base import IDSequentialRecommender
 from gloss.models.transformer import Encoder
@@ -39,7 +38,7 @@ class BERT4Rec(IDSequentialRecommender):
     def training_loss(self, tokens: torch.Tensor) -> torch.Tensor:
         ids = tokens[:, -self.max_len :]
         inputs, masked = mask_items(ids, self.mask_prob, self.mask_id)
-        return F.cross_entropy(self.logits(self.encoder(inputs)[masked]), ids[masked] - 1)
+        return self.catalog_loss(self.encoder(inputs)[masked], ids[masked] - 1, self.encoder.items.weight[1 : self.n_items + 1])
 
     def next_item_logits(self, history: torch.Tensor) -> torch.Tensor:
         query = torch.full_like(history[:, :1], self.mask_id)

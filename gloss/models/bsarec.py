@@ -7,7 +7,7 @@ Each block mixes two branches over the sequence states X [B, T, H]:
 - causal multi-head self-attention, with the same dropout + residual + LayerNorm.
 The block output is alpha * dsp + (1 - alpha) * attention, followed by a position-wise FFN (4H, GELU) with dropout,
 residual and LayerNorm. Scores are dot products with the (tied) item embeddings; the loss is full-catalog softmax
-cross-entropy at every real position, as SASRec's loss=ce.
+cross-entropy at every real position, as SASRec's loss=ce (or sampled softmax, loss=sampled: id_base.catalog_loss).
 
 Causality and padding. The paper's filter is an FFT over the whole (left-padded, length max_len) sequence, and its
 code trains on the last position only (every prefix being a separate training sequence). Here every position is a
@@ -139,7 +139,7 @@ class BSARec(IDSequentialRecommender):
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         real = (inputs != 0) & (targets != 0)
         states = self.encoder(inputs)[real]
-        return F.cross_entropy(states @ self.encoder.items.weight[1:].T, targets[real] - 1)
+        return self.catalog_loss(states, targets[real] - 1, self.encoder.items.weight[1:])
 
     def next_item_logits(self, history: torch.Tensor) -> torch.Tensor:
         return self.encoder(history)[:, -1] @ self.encoder.items.weight[1:].T

@@ -1,4 +1,5 @@
-"""GRU4Rec (Hidasi et al. 2016), trained with cross-entropy over the whole catalog at every position.
+"""GRU4Rec (Hidasi et al. 2016), trained with cross-entropy over the whole catalog at every position (or sampled
+softmax, loss=sampled: id_base.catalog_loss).
 
 The GRU runs over packed sequences, so the hidden state starts at zero on the first real item whatever
 the left padding. Scores are dot products with the (shared) item embeddings.
@@ -6,7 +7,6 @@ the left padding. Scores are dot products with the (shared) item embeddings.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -47,7 +47,7 @@ class GRU4Rec(IDSequentialRecommender):
     def training_loss(self, tokens: torch.Tensor) -> torch.Tensor:
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         real = (inputs != 0) & (targets != 0)
-        return F.cross_entropy(self.logits(self.encode(inputs)[real]), targets[real] - 1)
+        return self.catalog_loss(self.encode(inputs)[real], targets[real] - 1, self.items.weight[1:])
 
     def next_item_logits(self, history: torch.Tensor) -> torch.Tensor:
         return self.logits(self.encode(history)[:, -1])

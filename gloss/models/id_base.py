@@ -3,10 +3,14 @@
 An `IDSequentialRecommender` is both a `TrainableRecommender` (score the whole catalog from the last position) and
 the LightningModule that gloss.training fits on a `SequenceDataModule` (conf/datamodule/sequence.yaml) with the
 configured Trainer and callbacks. Its run folder keeps `model.ckpt` (hyper-parameters, catalog size, weights).
-Subclasses define `build`, `training_loss` and `next_item_logits`.
+Subclasses define `build`, `training_loss` and `next_item_logits`; `catalog_loss` is their next-item loss over the
+catalog: full softmax cross-entropy (loss=ce) or sampled softmax (loss=sampled: `negatives` items shared by the batch,
+drawn uniformly or by training popularity with logQ correction), for catalogs where a [positions x items] logit
+matrix per step is too slow or too big (docs/idmodels.md).
 """
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from pathlib import Path
 from typing import Sequence
@@ -22,13 +26,24 @@ from gloss.errors import GlossError
 from gloss.models.base import ScoringRecommender, TrainableRecommender
 
 WEIGHTS = "model.ckpt"
+SAMPLERS = ("uniform", "popularity")
 
 
 class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.LightningModule):
-    def __init__(self, max_len: int, lr: float, weight_decay: float, exclude_seen: bool):
+    losses: tuple[str, ...] = ("ce", "sampled")  # SASRec adds its original "bce"
+
+    def __init__(self, max_len: int, lr: float, weight_decay: float, exclude_seen: bool, loss: str, negatives: int,
+                 negative_sampling: str):
         L.LightningModule.__init__(self)
         self.save_hyperparameters()  # this and the subclass's arguments, into every checkpoint
+        if loss not in self.losses:
+            raise GlossError(f"model.loss must be one of {', '.join(self.losses)}, got {loss!r}")
+        if loss == "sampled" and (isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 1):
+            raise GlossError(f"model.negatives must be an integer >= 1 with model.loss=sampled, got {negatives!r}")
+        if negative_sampling not in SAMPLERS:
+            raise GlossError(f"model.negative_sampling must be one of {', '.join(SAMPLERS)}, got {negative_sampling!r}")
         self.max_len, self.lr, self.weight_decay, self.exclude_seen = max_len, lr, weight_decay, exclude_seen
+        self.loss, self.negatives, self.negative_sampling = loss, negatives, negative_sampling
         self.n_items = 0
 
     # --- what a model defines ---------------------------------------------------------------------
@@ -43,6 +58,37 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
     @abstractmethod
     def next_item_logits(self, history: torch.Tensor) -> torch.Tensor:
         """[B, n_items] scores (column j = catalog index j) of the next item after left-padded histories [B, <= max_len]."""
+
+    # --- the next-item loss over the catalog -----------------------------------------------------------
+    def catalog_loss(self, states: torch.Tensor, targets: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of `targets` ([N] catalog indices) from `states` [N, H] against output embeddings `items`
+        [n_items, H]. loss=ce: over the whole catalog. loss=sampled: over the target and `negatives` items drawn
+        once for the batch (one [N, negatives] matmul). A negative equal to the row's target is masked out, and each
+        negative's logit gets -log(negatives * q(item)) (logQ correction): the sample's sum of exp(logits) is then an
+        unbiased estimate of the rest of the catalog's, so the loss tends to loss=ce as negatives grow, and with the
+        whole catalog as negatives it is loss=ce exactly."""
+        if self.loss != "sampled":
+            return F.cross_entropy(states @ items.T, targets)
+        negatives, log_kq = self.sample_negatives(targets.device)
+        positive = (states * items[targets]).sum(-1, keepdim=True)
+        negative = (states @ items[negatives].T - log_kq).masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
+        return F.cross_entropy(torch.cat([positive, negative], dim=1), torch.zeros_like(targets))
+
+    def sample_negatives(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(catalog indices [K], log(K * q(index)) [K]). `negatives` >= the catalog: every item once, no correction.
+        Drawn with replacement from torch's global generator (seeded by the run's seed)."""
+        n, k = self.n_items, self.negatives
+        if k >= n:
+            return torch.arange(n, device=device), torch.zeros(n, device=device)
+        if self.negative_sampling == "uniform":
+            return torch.randint(0, n, (k,), device=device), torch.full((k,), math.log(k / n), device=device)
+        drawn = torch.multinomial(self.sampling_probs, k, replacement=True)
+        return drawn, (k * self.sampling_probs[drawn]).log()
+
+    def set_sampling_counts(self, counts: np.ndarray) -> None:
+        """Popularity sampling's q: training interactions per item + 1 (every item can be drawn, log q is finite)."""
+        q = torch.as_tensor(counts, dtype=torch.float32) + 1.0
+        self.register_buffer("sampling_probs", q / q.sum(), persistent=False)  # not a weight: rebuilt from the data
 
     # --- Lightning ----------------------------------------------------------------------------------
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -62,6 +108,8 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
     def build_for(self, data: GlossData, seed: int, run_dir: Path | None = None) -> None:
         self.n_items = len(data.catalog)
         self.build(self.n_items)
+        if self.loss == "sampled" and self.negative_sampling == "popularity" and run_dir is None:
+            self.set_sampling_counts(data.training_counts())
         if run_dir is None:
             return
         path = Path(run_dir) / WEIGHTS

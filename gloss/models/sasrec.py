@@ -3,7 +3,8 @@
 loss=ce ("SASRec+"): softmax cross-entropy over the whole catalog, which is known to beat the
 original objective by a wide margin (Klenitskiy & Vasilev 2023). loss=bce: the original objective,
 binary cross-entropy on the true next item vs one uniformly sampled negative per position.
-Output scores are dot products with the (shared) item embeddings.
+loss=sampled: softmax over the true next item and a sample of negatives shared by the batch (id_base.catalog_loss), for
+large catalogs. Output scores are dot products with the (shared) item embeddings.
 """
 from __future__ import annotations
 
@@ -16,12 +17,11 @@ from gloss.models.transformer import Encoder
 
 class SASRec(IDSequentialRecommender):
     name = "sasrec"
+    losses = ("ce", "sampled", "bce")
 
-    def __init__(self, hidden: int, blocks: int, heads: int, dropout: float, loss: str, **kwargs):
+    def __init__(self, hidden: int, blocks: int, heads: int, dropout: float, **kwargs):
         super().__init__(**kwargs)
-        if loss not in ("ce", "bce"):
-            raise ValueError(f"model.loss must be 'ce' or 'bce', got {loss!r}")
-        self.hidden, self.blocks, self.heads, self.dropout, self.loss = hidden, blocks, heads, dropout, loss
+        self.hidden, self.blocks, self.heads, self.dropout = hidden, blocks, heads, dropout
 
     def build(self, n_items: int) -> None:
         self.encoder = Encoder(n_items + 1, self.max_len, self.hidden, self.blocks, self.heads, self.dropout, causal=True)
@@ -31,8 +31,8 @@ class SASRec(IDSequentialRecommender):
         real = (inputs != 0) & (targets != 0)  # positions with a history and a next item; most are padding
         states = self.encoder(inputs)[real]
         targets = targets[real]
-        if self.loss == "ce":
-            return F.cross_entropy(states @ self.encoder.items.weight[1:].T, targets - 1)
+        if self.loss != "bce":
+            return self.catalog_loss(states, targets - 1, self.encoder.items.weight[1:])
         negatives = torch.randint(1, self.n_items + 1, targets.shape, device=targets.device)
         pos = (states * self.encoder.items(targets)).sum(-1)
         neg = (states * self.encoder.items(negatives)).sum(-1)

@@ -77,7 +77,7 @@ def test_missing_checkpoint_is_a_clear_error(rule, tmp_path):
 
 
 def test_bad_loss_name_is_rejected():
-    with pytest.raises(ValueError, match="model.loss"):
+    with pytest.raises(GlossError, match="model.loss"):
         make_model("sasrec", loss="bpr")
 
 
