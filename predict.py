@@ -55,12 +55,18 @@ def main(cfg: DictConfig) -> None:
     from gloss.run_folder import load_run
 
     engine = engine_settings(cfg.engine, "engine")
+    if batch:
+        from gloss.eval.sharded import prestart
+
+        prestart(engine)  # the cluster starts while the run loads
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="[%(name)s] %(message)s")
     with contextlib.redirect_stdout(sys.stderr):  # libraries that print must not break the JSON on stdout
         run = load_run(cfg.run_dir, {"trainer": cfg.trainer})
         if batch:
             from gloss.batch_predict import predict_all
+            from gloss.models.base import configure_ranking
 
+            configure_ranking(run.cfg.eval.get("rank_memory_mb"))  # the run's bound on a dense ranking block
             result = predict_all(run, Path(cfg.run_dir), cfg.users, Path(cfg.out), cfg.k, cfg.chunk_users, engine)
         else:
             result = run.recommend([str(e) for e in cfg.history], cfg.k, titles=cfg.titles)

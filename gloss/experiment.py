@@ -20,6 +20,7 @@ from gloss.config import compose_parts
 from gloss.data import GlossData
 from gloss.errors import RunFolderRefused
 from gloss.eval import metrics_summary, per_user_lines, results_table, write_run_outputs
+from gloss.eval.sharded import prestart_for
 from gloss.eval.splits import evaluate_split, ranking_device, splits_to_rank, write_ablation
 from gloss.loggers import instantiate_loggers, log_results
 from gloss.models.base import build_model, configure_ranking
@@ -62,6 +63,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, saved_run: Path | None = None
     if process_rank() != 0:
         return experiment(cfg, run_dir, saved_run)
     with run_folder.claimed(run_dir, cfg.get("ckpt_path") == "last", cfg):
+        prestart_for(cfg)  # the ranking engine (eval.engine) starts while data loads and the model fits
         return experiment(cfg, run_dir, saved_run)
 
 

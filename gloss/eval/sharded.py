@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import importlib
 import io
 import logging
 import math
 import pickle
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
@@ -104,11 +106,24 @@ def model_payload(model: Recommender, key: str) -> bytes:
 _WORKER_MODEL: dict[str, Recommender] = {}  # on a worker: the last model received, by payload digest
 
 
-def rank_shard(payload: bytes, digest: str, histories: Sequence[np.ndarray], k: int,
+def pack(histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Histories as one flat array and their lengths: two buffers on the wire (a list of 10^4 small arrays costs
+    Dask a frame each, several times the ranking itself)."""
+    lengths = np.array([len(h) for h in histories], dtype=np.int64)
+    return (np.concatenate(histories) if len(histories) else np.zeros(0, dtype=np.int64)), lengths
+
+
+def unpack(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+
+def rank_shard(payload: bytes, digest: str, packed: tuple[np.ndarray, np.ndarray], k: int,
                rank_memory_mb: float | None) -> Ranking:
-    """Runs on a worker: the shard's ranking by the broadcast model (unpickled once per worker and model), under the
-    client's ranking budget (eval.rank_memory_mb: the same scoring batches)."""
+    """Runs on a worker: the shard's ranking (`packed` histories) by the broadcast model (unpickled once per worker
+    and model), under the client's ranking budget (eval.rank_memory_mb: the same scoring batches)."""
     from gloss.models import base
+
+    histories = unpack(*packed)
 
     base.configure_ranking(rank_memory_mb)
     model = _WORKER_MODEL.get(digest)
@@ -118,17 +133,65 @@ def rank_shard(payload: bytes, digest: str, histories: Sequence[np.ndarray], k: 
     return model.recommend(histories, k)
 
 
+def warm(modules: list[str]) -> None:
+    """Runs on a worker while the client still loads data and fits: the model's imports (seconds each, torch's most)."""
+    for module in modules:
+        importlib.import_module(module)
+
+
 # --- clients: one per engine for the life of the process ------------------------------------------------------------
 _CLIENTS: dict[Engine, "Client"] = {}
 _BROADCAST: dict[Engine, tuple[Any, str, Any]] = {}  # engine -> (model, digest, future of its payload)
+_STARTING: dict[Engine, threading.Thread] = {}
+_WARMING: list[Any] = []  # futures of warm(): kept so that Dask does not cancel them
+_LOCK = threading.Lock()
+
+
+def prestart(engine: Engine | None, modules: Sequence[str] = ()) -> None:
+    """Start the engine's cluster in a background thread, its workers importing `modules`, so that ranking waits for
+    neither (run.py / eval.py call it before loading data, predict.py before loading the run). A failure to start is
+    raised where the client is first needed (client_for)."""
+    if engine is None or engine in _CLIENTS or engine in _STARTING:
+        return
+
+    def start() -> None:
+        try:
+            client = connect(engine)
+        except Exception:
+            return
+        for worker in client.scheduler_info()["workers"]:
+            _WARMING.append(client.submit(warm, ["gloss.models.base", *modules], workers=[worker], pure=False))
+
+    _STARTING[engine] = thread = threading.Thread(target=start, name="gloss-engine-start", daemon=True)
+    thread.start()
+
+
+def prestart_for(cfg: Any) -> None:
+    """prestart for a run's config: its eval.engine (checked here, before data loads) and its model's module."""
+    target = cfg.model.get("_target_") if cfg.get("model") is not None else None
+    modules = [target.rpartition(".")[0]] if isinstance(target, str) and target.startswith("gloss.") else []
+    prestart(engine_settings(cfg.eval.get("engine"), "eval.engine"), modules)
 
 
 def client_for(engine: Engine) -> "Client":
-    """A Dask client of the engine's cluster, started on first use and closed when the process exits."""
-    if engine in _CLIENTS:
+    """A Dask client of the engine's cluster (started by prestart, or now), closed when the process exits."""
+    thread = _STARTING.pop(engine, None)
+    if thread is not None:
+        thread.join()
+    return connect(engine)
+
+
+def connect(engine: Engine) -> "Client":
+    with _LOCK:
+        if engine not in _CLIENTS:
+            _CLIENTS[engine] = new_client(engine)
         return _CLIENTS[engine]
+
+
+def new_client(engine: Engine) -> "Client":
     from distributed import Client, LocalCluster
 
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # not its INFO lines in run.log
     t0 = time.perf_counter()
     if engine.address is not None:
         try:
@@ -144,12 +207,15 @@ def client_for(engine: Engine) -> "Client":
         client.wait_for_workers(1, timeout=60)
     log.info("ranking engine: Dask %s with %d workers (started in %.1fs)",
              engine.address or "LocalCluster", len(client.scheduler_info()["workers"]), time.perf_counter() - t0)
-    _CLIENTS[engine] = client
     return client
 
 
 @atexit.register
 def close_clients() -> None:
+    for thread in list(_STARTING.values()):
+        thread.join()
+    _STARTING.clear()
+    _WARMING.clear()
     _BROADCAST.clear()
     while _CLIENTS:
         _, client = _CLIENTS.popitem()
@@ -193,7 +259,7 @@ def rank_users(model: Recommender, histories: Sequence[np.ndarray], k: int, engi
     digest, payload = broadcast(client, engine, model)
     n_workers = max(1, len(client.scheduler_info()["workers"]))
     bounds = shard_bounds(len(histories), batch_unit(model), n_workers * engine.shards_per_worker)
-    futures = {client.submit(rank_shard, payload, digest, list(histories[a:b]), k, base.RANK_MEMORY_MB,
+    futures = {client.submit(rank_shard, payload, digest, pack(histories[a:b]), k, base.RANK_MEMORY_MB,
                              pure=False): i for i, (a, b) in enumerate(bounds)}
     parts: list[Ranking | None] = [None] * len(bounds)
     with Progress(len(histories), f"rank ({len(bounds)} shards on {n_workers} workers)") as progress:

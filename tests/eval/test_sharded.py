@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gloss.errors import GlossError
-from gloss.eval.sharded import (Engine, batch_unit, close_clients, engine_settings, model_payload, rank_shard,
-                                rank_users, shard_bounds)
+from gloss.eval.sharded import (Engine, batch_unit, close_clients, engine_settings, model_payload, pack, rank_shard,
+                                rank_users, shard_bounds, unpack)
 from gloss.models.base import BYTES_PER_ENTRY, configure_ranking
 from tests.conftest import TINY, composed, run_cli
 from tests.models.factory import make_model
@@ -28,6 +28,15 @@ def test_shards_cover_the_users_in_order_and_start_at_whole_batches(n_users, uni
     assert bounds[0][0] == 0 and bounds[-1][1] == n_users and len(bounds) <= n_shards
     assert all(a < b for a, b in bounds) and all(b == a2 for (_, b), (a2, _) in zip(bounds, bounds[1:]))
     assert all(a % unit == 0 for a, _ in bounds)
+
+
+def test_histories_travel_as_one_flat_array_and_come_back_the_same():
+    histories = [np.array([3, 1, 2]), np.array([], dtype=np.int64), np.array([7]), np.array([5, 5])]
+    flat, lengths = pack(histories)
+    assert flat.tolist() == [3, 1, 2, 7, 5, 5] and lengths.tolist() == [3, 0, 1, 2]
+    back = unpack(flat, lengths)
+    assert len(back) == 4 and all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(histories, back))
+    assert unpack(*pack([])) == []
 
 
 def test_engine_is_off_by_default_and_bad_settings_name_their_key():
@@ -53,7 +62,7 @@ def test_a_model_travels_without_its_trainer_and_ranks_the_same(tiny_root, tmp_p
     model.attached = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
     histories = data.split.histories(data.split.test_examples())
     expected = model.recommend(histories, 10)
-    got = rank_shard(model_payload(model, "eval.engine"), "digest", histories, 10, None)
+    got = rank_shard(model_payload(model, "eval.engine"), "digest", pack(histories), 10, None)
     assert np.array_equal(got.items, expected.items) and np.array_equal(got.scores, expected.scores)
 
 
