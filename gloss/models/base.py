@@ -158,6 +158,7 @@ TIE_MULTIPLIERS = (0x2545F491, 0x4F6CDD1D)  # the permutation's seed: fixed fore
 PAD_KEY = np.iinfo(np.int64).max  # an empty slot, after every real key
 RANK_MEMORY_MB: float | None = None  # eval.rank_memory_mb, set by configure_ranking; None: batches of batch_size
 BYTES_PER_ENTRY = 12  # a dense ranking block holds float32 scores and their int64 ranking keys
+SPARSE_GROUP_ROWS = 32  # sparse ranking takes each row's top k in groups of rows this large, by candidate count
 
 
 def configure_ranking(memory_mb: float | None) -> None:
@@ -297,14 +298,23 @@ def sparse_top_k(increments: sp.csr_matrix, base: np.ndarray, k: int, seen: Sequ
     first = np.concatenate([[0], np.cumsum(keep)])[increments.indptr[:-1]]
     per_row = np.bincount(rows[keep], minlength=n)
     slots = per_row[:, None] + np.cumsum(fresh, axis=1) - 1
-    block = np.full((n, max(int((per_row + fresh.sum(axis=1)).max(initial=0)), 1)), PAD_KEY, dtype=np.int64)
-    block[rows[keep], kept[keep] - first[rows[keep]]] = ranking_keys(
+    counts = per_row + fresh.sum(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(counts)])  # each row's candidates, stored then fresh, one after another
+    flat = np.empty(offsets[-1], dtype=np.int64)
+    flat[offsets[rows[keep]] + kept[keep] - first[rows[keep]]] = ranking_keys(
         increments.data[keep] + base[cols[keep]], cols[keep])
     head_rows = np.broadcast_to(np.arange(n)[:, None], fresh.shape)[fresh]
-    block[head_rows, slots[fresh]] = ranking_keys(base[head], head)[np.nonzero(fresh)[1]]
-    keys = smallest_keys(block, k)
-    if keys.shape[1] < min(k, n_items):
-        keys = np.pad(keys, ((0, 0), (0, min(k, n_items) - keys.shape[1])), constant_values=PAD_KEY)
+    flat[offsets[head_rows] + slots[fresh]] = ranking_keys(base[head], head)[np.nonzero(fresh)[1]]
+    keys = np.full((n, min(k, n_items)), PAD_KEY, dtype=np.int64)
+    by_count = np.argsort(counts, kind="stable")
+    for group in np.array_split(by_count, -(-n // SPARSE_GROUP_ROWS)):  # rows of similar length: little padding
+        width = int(counts[group].max(initial=0))
+        if width:
+            columns = np.arange(width)
+            inside = columns < counts[group][:, None]
+            block = np.where(inside, flat[np.where(inside, offsets[group][:, None] + columns, 0)], PAD_KEY)
+            top = smallest_keys(block, k)
+            keys[group, : top.shape[1]] = top
     return Ranking(*decode_keys(keys))
 
 

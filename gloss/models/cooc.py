@@ -53,7 +53,8 @@ class CoOccurrence(ScoringRecommender):
         n = len(data.catalog)
         seqs = data.split.train_sequences()
         forward = transition_matrix(seqs, n, self.window)
-        self.matrix = forward + self.backward_weight * forward.T.tocsr() if self.symmetric else forward
+        matrix = forward + self.backward_weight * forward.T.tocsr() if self.symmetric else forward
+        self.matrix = matrix.astype(np.float64)  # the float64 queries would upcast a float32 matrix on every batch
         self.popularity = data.training_counts()
         self.popularity /= self.popularity.max()
         self.nonnegative = self.decay >= 0 and not (self.matrix.data < 0).any()  # sparse ranking is exact then
