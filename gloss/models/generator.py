@@ -111,6 +111,9 @@ class GeneratorModule(L.LightningModule):
         """LoRA adapters merged into the base weights while ranking (one matmul per projection instead of three);
         afterwards the base weights are the very tensors they were (bit for bit, so training and resume are
         unaffected). 4-bit (or any non-float) base weights are left unmerged: merging would re-quantize them."""
+        if not hasattr(self.model, "peft_config"):  # no adapters (the offline generator)
+            yield
+            return
         from peft.tuners.lora import LoraLayer
 
         layers = [m for m in self.model.modules() if isinstance(m, LoraLayer) and not m.merged

@@ -11,7 +11,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from gloss.data.padding import left_pad_prompts
 from gloss.data.prompt_datamodule import PromptEncoder
 from gloss.data.prompts import PromptTemplate
+from gloss.errors import GlossError
 from gloss.models.beam_search import beam_memory_bytes, hf_beam_search, kv_bytes_per_token, memory_batches
+from gloss.models.generator import generation_settings
 from gloss.models.pretrained_lm import pretrained_lm
 from tests.models.test_generator import COMPACT, generator_module, tiny_data
 from tests.models.test_generator import tiny_llama as scratch_llama
@@ -169,3 +171,13 @@ def test_4bit_lora_is_not_merged(tmp_path):
     assert layers and all(isinstance(m.get_base_layer(), bnb.nn.Linear4bit) for m in layers)
     with module.merged_lora():
         assert not any(m.merged for m in layers)
+
+
+@pytest.mark.parametrize("key,value", [("backend", "fast"), ("memory_budget_gb", 0), ("memory_budget_gb", "lots"),
+                                       ("early_stopping", "soon")])
+def test_bad_generation_settings_name_their_key(key, value):
+    good = dict(backend="prefill_hf", num_beams=5, num_return_sequences=5, max_new_tokens=8, length_penalty=1.0,
+                batch_size=8, early_stopping=False, memory_budget_gb=1)
+    assert generation_settings(good)["contrast"] == 0.0  # a run saved before contrast existed ranked without it
+    with pytest.raises(GlossError, match=f"model.generation.{key}="):
+        generation_settings({**good, key: value})
