@@ -2,8 +2,11 @@
 
 Both return `RawData`: chronological item sequences per user and a title per item (empty = no title).
 Malformed lines raise `DataFormatError` (file:line) or, with strict=False, are skipped and counted. Malformed
-includes a line that is not UTF-8 or holds a NUL byte (binary data), a user listed twice and, in item_titles.tsv,
-an ASIN listed again with another title (the first line wins; a repeat of the same title is harmless and allowed).
+includes a line that is not UTF-8 or holds a NUL byte (binary data), a line longer than MAX_LINE_CHARS (refused
+without being held in memory), a user listed twice, a field of the wrong JSON type in the official files and, in
+item_titles.tsv, an ASIN listed again with another title (the first line wins; a repeat of the same title is harmless
+and allowed). In every file a UTF-8 byte order mark is ignored, blank (whitespace-only) lines are skipped, and only
+LF (or CRLF) ends a line: a bare CR is part of the line, so line numbers are those of `wc -l`.
 """
 from __future__ import annotations
 
@@ -46,14 +49,26 @@ class _LineErrors:
             log.warning("skipping %s:%d: %s", self.path, line_no, reason)
 
 
+MAX_LINE_CHARS = 16 << 20  # far above any real line (a long official metadata line is ~100 k characters)
+TEXT = dict(encoding="utf-8-sig", errors="surrogateescape", newline="\n")  # how every input file is opened
+
+
 def text_lines(f: IO[str], errors: _LineErrors, first_line: int = 1) -> Iterator[tuple[int, str]]:
-    """(line number, line) of a file opened with errors="surrogateescape"; a line that is not UTF-8 text goes to
-    `errors` instead (a strict decode would fail somewhere in a buffer, with no line number and the bytes dumped)."""
-    for line_no, line in enumerate(f, first_line):
+    """(line number, line without its line break) of a file opened with TEXT; a line that is not UTF-8 text goes to
+    `errors` instead (a strict decode would fail somewhere in a buffer, with no line number and the bytes dumped), and
+    so does one longer than MAX_LINE_CHARS, read past in chunks of that size."""
+    line_no = first_line - 1
+    while line := f.readline(MAX_LINE_CHARS + 1):
+        line_no += 1
+        if len(line) > MAX_LINE_CHARS:
+            errors.bad(line_no, f"longer than {MAX_LINE_CHARS:,} characters")
+            while not line.endswith("\n") and (line := f.readline(MAX_LINE_CHARS)):
+                pass
+            continue
         if (reason := not_text(line)) is not None:
             errors.bad(line_no, reason)
             continue
-        yield line_no, line
+        yield line_no, line.removesuffix("\n").removesuffix("\r")
 
 
 def not_text(line: str) -> str | None:
@@ -65,6 +80,16 @@ def not_text(line: str) -> str | None:
             return f"not valid UTF-8 (byte 0x{ord(line[e.start]) - 0xDC00:02x} at column {e.start + 1})"
     if "\0" in line:
         return "holds a NUL byte (binary data, not text)"
+    return None
+
+
+def review_problem(user: object, item: object, ts: object) -> str | None:
+    """Why a review's fields cannot be used (ids must be non-empty strings, the time a non-negative int64), or None."""
+    for name, value in (("reviewerID", user), ("asin", item)):
+        if not isinstance(value, str) or not value:
+            return f"{name} must be a non-empty string, got {value!r:.40}"
+    if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < 2**63:
+        return f"unixReviewTime must be an integer from 0 to 2^63-1 (seconds), got {ts!r:.40}"
     return None
 
 
@@ -85,7 +110,7 @@ def read_offline(folder: Path, strict: bool = True) -> RawData:
     skipped: dict[str, int] = {}
     sequences: dict[str, list[str]] = {}
     errors = _LineErrors(seq_path, strict)
-    with open(seq_path, encoding="utf-8", errors="surrogateescape") as f:
+    with open(seq_path, **TEXT) as f:
         for line_no, line in text_lines(f, errors):
             parts = line.split()
             if not parts:
@@ -102,16 +127,12 @@ def read_offline(folder: Path, strict: bool = True) -> RawData:
     titles: dict[str, str] = {}
     title_line: dict[str, int] = {}
     errors = _LineErrors(title_path, strict)
-    with open(title_path, encoding="utf-8", errors="surrogateescape") as f:
-        header_line = f.readline()
-        if (reason := not_text(header_line)) is not None:
-            raise DataFormatError(str(title_path), 1, reason)
-        header = header_line.rstrip("\n").split("\t")
+    with open(title_path, **TEXT) as f:
+        header = next((line for _, line in text_lines(f, _LineErrors(title_path, True))), "").split("\t")
         if header[:2] != ["asin", "title"]:
             raise DataFormatError(str(title_path), 1, f"expected header 'asin<TAB>title', got {header[:2]!r:.80}")
         for line_no, line in text_lines(f, errors, first_line=2):
-            line = line.rstrip("\n")
-            if not line:
+            if not line.strip():
                 continue
             parts = line.split("\t")
             if len(parts) != 2 or not parts[0]:
@@ -154,15 +175,18 @@ def read_official(folder: Path, category: str, strict: bool = True, download: bo
     skipped: dict[str, int] = {}
     events: dict[str, list[tuple[int, int, str]]] = {}
     errors = _LineErrors(reviews, strict)
-    with gzip.open(reviews, "rt", encoding="utf-8", errors="surrogateescape") as f:
+    with gzip.open(reviews, "rt", **TEXT) as f:
         for line_no, line in text_lines(f, errors):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                user, item, ts = row["reviewerID"], row["asin"], int(row["unixReviewTime"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                user, item, ts = row["reviewerID"], row["asin"], row["unixReviewTime"]
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as e:
                 errors.bad(line_no, f"not a review JSON object with reviewerID/asin/unixReviewTime ({e})")
+                continue
+            if (problem := review_problem(user, item, ts)) is not None:
+                errors.bad(line_no, problem)
                 continue
             events.setdefault(user, []).append((ts, line_no, item))
     skipped[reviews.name] = errors.count
@@ -172,19 +196,23 @@ def read_official(folder: Path, category: str, strict: bool = True, download: bo
     titles: dict[str, str] = {i: "" for i in needed}
     title_line: dict[str, int] = {}  # the line that gave an ASIN its title (a later, different one is an error)
     errors = _LineErrors(meta, strict)
-    with gzip.open(meta, "rt", encoding="utf-8", errors="surrogateescape") as f:
+    with gzip.open(meta, "rt", **TEXT) as f:
         for line_no, line in text_lines(f, errors):
             if not line.strip():
                 continue
             try:
                 row = ast.literal_eval(line)
-                asin = row["asin"]
-            except (ValueError, SyntaxError, KeyError, TypeError) as e:
+                asin, title = row["asin"], row.get("title")
+            except (ValueError, SyntaxError, KeyError, TypeError, AttributeError, MemoryError, RecursionError) as e:
                 errors.bad(line_no, f"not a metadata dict literal with 'asin' ({type(e).__name__})")
+                continue
+            if not isinstance(asin, str) or not isinstance(title, (str, type(None))):
+                errors.bad(line_no, f"'asin' must be a string and 'title' a string or absent, got {asin!r:.40} and "
+                                    f"{title!r:.40}")
                 continue
             if asin not in needed:
                 continue
-            title = str(row.get("title", "") or "").strip()
+            title = (title or "").strip()
             if asin in title_line:
                 if title != titles[asin]:
                     errors.bad(line_no, f"ASIN {asin!r} already has another title (line {title_line[asin]})")

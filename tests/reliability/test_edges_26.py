@@ -14,7 +14,8 @@ import pytest
 import gloss.eval.outputs
 import gloss.models.cooc
 from gloss.cli import one_line_errors
-from gloss.errors import GlossError
+from gloss.data.readers import read_offline, read_official
+from gloss.errors import DataFormatError, GlossError
 from gloss.experiment import run_experiment
 from gloss.report import main as report_main, write_report
 from tests.conftest import TINY, run_cli
@@ -204,3 +205,77 @@ def test_a_planted_or_wrong_dataset_cache_entry_never_runs_and_is_rebuilt(tiny_r
     assert not marker.exists()
     assert again.catalog.item_ids == built.catalog.item_ids and again.split.user_ids == built.split.user_ids
     assert pickle.loads(entry.read_bytes()).catalog.item_ids == built.catalog.item_ids  # rebuilt in place
+
+
+# --- readers -----------------------------------------------------------------------------------------------------
+
+def offline(folder: Path, sequences: bytes, titles: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "user_sequence.txt").write_bytes(sequences)
+    (folder / "item_titles.tsv").write_bytes(titles)
+    return folder
+
+
+SEQUENCES = b"U1 A B C\nU2 B C A\n"
+TITLES = b"asin\ttitle\nA\talpha\nB\tbeta\nC\tgamma\n"
+
+
+def test_a_bom_is_not_part_of_the_first_user_id_or_the_header(tmp_path):
+    raw = read_offline(offline(tmp_path, b"\xef\xbb\xbf" + SEQUENCES, b"\xef\xbb\xbf" + TITLES))
+    assert list(raw.sequences) == ["U1", "U2"] and raw.titles["A"] == "alpha"
+
+
+def test_whitespace_only_lines_are_skipped_in_both_files(tmp_path):
+    raw = read_offline(offline(tmp_path, b"U1 A B C\n \t \n\nU2 B C A\n", b"asin\ttitle\nA\talpha\n  \t\n\nB\tbeta\nC\tgamma\n"))
+    assert list(raw.sequences) == ["U1", "U2"] and set(raw.titles) == {"A", "B", "C"}
+    assert raw.skipped == {"user_sequence.txt": 0, "item_titles.tsv": 0}
+
+
+def test_a_bare_cr_in_a_title_does_not_shift_line_numbers(tmp_path):
+    folder = offline(tmp_path, SEQUENCES, b"asin\ttitle\nA\tal\rpha\nB\tbeta\nC\tgamma\nD\n")
+    with pytest.raises(DataFormatError, match=r"item_titles.tsv:5: "):
+        read_offline(folder)
+    raw = read_offline(offline(tmp_path, SEQUENCES, TITLES.replace(b"\n", b"\r\n")))  # CRLF files still read
+    assert raw.titles == {"A": "alpha", "B": "beta", "C": "gamma"}
+
+
+@pytest.mark.parametrize("which", ["user_sequence.txt", "item_titles.tsv"])
+def test_a_huge_line_is_refused_by_file_and_line_without_holding_it(tmp_path, monkeypatch, which):
+    import gloss.data.readers
+
+    monkeypatch.setattr(gloss.data.readers, "MAX_LINE_CHARS", 1000)
+    long = b"U3 " + b"A " * 2000 + b"\n" if which == "user_sequence.txt" else b"A\t" + b"x" * 5000 + b"\n"
+    sequences = SEQUENCES + long if which == "user_sequence.txt" else SEQUENCES
+    titles = TITLES + long if which == "item_titles.tsv" else TITLES
+    folder = offline(tmp_path, sequences + b"U4 A B\n", titles)
+    line = 3 if which == "user_sequence.txt" else 5
+    with pytest.raises(DataFormatError, match=rf"{which}:{line}: .*longer than 1,000 characters"):
+        read_offline(folder)
+    raw = read_offline(folder, strict=False)
+    assert raw.skipped[which] == 1
+    assert "U4" in raw.sequences and "U3" not in raw.sequences
+
+
+@pytest.mark.parametrize("review", [
+    {"reviewerID": "u9", "asin": "a", "unixReviewTime": 10 ** 400},
+    {"reviewerID": "u9", "asin": "a", "unixReviewTime": 1e400},
+    {"reviewerID": ["u9"], "asin": "a", "unixReviewTime": 4},
+    {"reviewerID": "u9", "asin": {"x": 1}, "unixReviewTime": 4},
+    {"reviewerID": "u9", "asin": "a", "unixReviewTime": "soon"},
+    {"reviewerID": "u9", "asin": "a", "unixReviewTime": True},
+])
+def test_the_official_reader_names_a_json_line_of_wrong_field_types_and_strict_false_skips_it(tmp_path, review):
+    import gzip
+
+    with gzip.open(tmp_path / "reviews_Beauty_5.json.gz", "wt") as f:
+        for u, i, t in [("u1", "a", 3), ("u1", "b", 1)]:
+            f.write(json.dumps({"reviewerID": u, "asin": i, "unixReviewTime": t}) + "\n")
+        f.write(json.dumps(review).replace("Infinity", "1e400") + "\n")
+    with gzip.open(tmp_path / "meta_Beauty.json.gz", "wt") as f:
+        f.write(str({"asin": "a", "title": "Alpha"}) + "\n" + str({"asin": ["b"], "title": "B"}) + "\n")
+        f.write(str({"asin": "b", "title": "Beta"}) + "\n")
+    with pytest.raises(DataFormatError, match=r"reviews_Beauty_5.json.gz:3: "):
+        read_official(tmp_path, "Beauty")
+    raw = read_official(tmp_path, "Beauty", strict=False)
+    assert raw.sequences == {"u1": ["b", "a"]} and raw.titles == {"a": "Alpha", "b": "Beta"}
+    assert raw.skipped == {"reviews_Beauty_5.json.gz": 1, "meta_Beauty.json.gz": 1}
