@@ -159,7 +159,7 @@ def prestart(engine: Engine | None, modules: Sequence[str] = ()) -> None:
             client = connect(engine)
         except Exception:
             return
-        for worker in client.scheduler_info()["workers"]:
+        for worker in client.nthreads():
             _WARMING.append(client.submit(warm, ["gloss.models.base", *modules], workers=[worker], pure=False))
 
     _STARTING[engine] = thread = threading.Thread(target=start, name="gloss-engine-start", daemon=True)
@@ -202,11 +202,11 @@ def new_client(engine: Engine) -> "Client":
         cluster = LocalCluster(n_workers=engine.workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.WARNING)
         client = Client(cluster)
-    n_workers = len(client.scheduler_info()["workers"])
+    n_workers = len(client.nthreads())
     if not n_workers:
         client.wait_for_workers(1, timeout=60)
     log.info("ranking engine: Dask %s with %d workers (started in %.1fs)",
-             engine.address or "LocalCluster", len(client.scheduler_info()["workers"]), time.perf_counter() - t0)
+             engine.address or "LocalCluster", len(client.nthreads()), time.perf_counter() - t0)
     return client
 
 
@@ -257,12 +257,12 @@ def rank_users(model: Recommender, histories: Sequence[np.ndarray], k: int, engi
 
     client = client_for(engine)
     digest, payload = broadcast(client, engine, model)
-    n_workers = max(1, len(client.scheduler_info()["workers"]))
-    bounds = shard_bounds(len(histories), batch_unit(model), n_workers * engine.shards_per_worker)
+    threads = max(1, sum(client.nthreads().values()))  # 1 per worker process on a LocalCluster
+    bounds = shard_bounds(len(histories), batch_unit(model), threads * engine.shards_per_worker)
     futures = {client.submit(rank_shard, payload, digest, pack(histories[a:b]), k, base.RANK_MEMORY_MB,
                              pure=False): i for i, (a, b) in enumerate(bounds)}
     parts: list[Ranking | None] = [None] * len(bounds)
-    with Progress(len(histories), f"rank ({len(bounds)} shards on {n_workers} workers)") as progress:
+    with Progress(len(histories), f"rank ({len(bounds)} shards on {threads} worker threads)") as progress:
         for future in as_completed(futures):
             i = futures[future]
             parts[i] = future.result()
