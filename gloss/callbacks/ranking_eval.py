@@ -3,7 +3,8 @@
 Works for any `Recommender` (ID models score the catalog; generators generate titles and retrieve), so
 `val/ndcg@5` (the run's `monitor`) drives checkpointing and early stopping the same way for every trained model.
 Under DDP each rank ranks its share of the users and the per-user metric sums are reduced across ranks, so every
-rank logs the same value of every metric over all the chosen users.
+rank logs the same value of every metric over all the chosen users. Rankings follow the shared tie rule
+(gloss.models.base), so the top-10 it scores at k=10 is the top-10 of the test split's ranking at any eval.k.
 """
 from __future__ import annotations
 
