@@ -5,7 +5,9 @@
 #      batches -> ranking VAL_USERS validation users -> ranking USERS test users -> metrics.json; run.log's training
 #      tokens/s, ranking users/s and peak GPU memory are printed (metrics are meaningless: random weights);
 #   2. benchmarks/llama_probe.py on the 1B, 3B and 8B presets: training tokens/s + peak memory of full-length steps,
-#      and users/s + peak memory of one beam-search batch of the longest prompts (users chosen by the memory budget).
+#      and users/s + peak memory of one beam-search batch of the longest prompts (users chosen by the memory budget);
+#      for the first size also the earlier way on the same model (--compare: padded batches with gradient
+#      checkpointing, model.generate with 16 users per batch), i.e. the before/after table.
 # Each random model is written to $CHECK_DIR/<size>/model and deleted after its probe unless KEEP=1 (8B: 16 GB).
 #
 #   bash benchmarks/gpu_llama_check.sh                 # on one GPU
@@ -53,7 +55,7 @@ echo "== 2. probes (training step + one generation batch at the longest prompts)
 for size in $SIZES; do
   make_model "$size"
   $PY benchmarks/llama_probe.py --model "$DIR/$size/model" --preset "${PRESET[$size]}" --label "$size" \
-    --steps "$STEPS" --set "${MODEL_SET[@]}"
+    --steps "$STEPS" $([ "$size" = "$FIRST" ] && echo --compare) --set "${MODEL_SET[@]}"
   [ "${KEEP:-0}" = 1 ] || [ "$size" = "$FIRST" ] || rm -rf "$DIR/$size/model"
 done
 echo "total: $(( $(date +%s) - START ))s"

@@ -29,4 +29,5 @@ def test_gpu_llama_check_tiny(tiny_root: Path, tmp_path: Path):
     assert "tokens/s" in out.split("== 2.")[0]  # run.log's training rate (padding-free batches counted)
     assert "test: ranked 20 users" in out and "metrics.json:" in out
     assert "tiny train: 4 x 64 tokens per step (padding-free" in out and "tiny generate:" in out and "users/s" in out
+    assert "padded + gradient checkpointing (before)" in out and "model.generate with 16 users per batch (before)" in out
     print(f"gpu_llama_check.sh --tiny: {seconds:.0f}s")  # the docstring's < 60 s is on an idle machine
