@@ -82,6 +82,7 @@ def load_dataset(
     val_fraction: float = 0.05,
     seed: int = 42,
     all_prefixes: bool = False,
+    min_val_users: int = 0,
     cold_max_length: int = 5,
     power_percentile: float = 90.0,
     power_min_length: int | None = None,
@@ -145,7 +146,8 @@ def load_dataset(
             log.info("dataset %s: temporal split at T_val=%s, T_test=%s", name,
                      *(as_time(t, events.time_unit) for t in cuts))
         else:
-            data_split = split_leave_one_out(seqs.user_ids, seqs.sequences, val_fraction, seed, all_prefixes)
+            data_split = split_leave_one_out(seqs.user_ids, seqs.sequences, val_fraction, seed, all_prefixes,
+                                             min_val_users)
         lengths = data_split.lengths
         power_min = power_min_length if power_min_length is not None else float(np.percentile(lengths, power_percentile))
         return GlossData(name, seqs.catalog, data_split, (cold_max_length, power_min), dict(events.skipped))
@@ -160,6 +162,7 @@ def load_dataset(
         "gloss-data-v4", name, source, category, strict, min_user_interactions, val_fraction, seed, all_prefixes,
         cold_max_length, power_percentile, power_min_length, k_core, split, temporal_val_quantile,
         temporal_test_quantile, interactions if source == "table" else None, items if source == "table" else None,
+        min_val_users,
         digests=digests,
     )
     data, was_cached = cached_pickle(Path(cache_dir).expanduser() / "data" / f"{name}-{key}.pkl", build, GlossData)
