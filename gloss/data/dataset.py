@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -135,8 +136,16 @@ def load_dataset(
                          "dataset.interactions.timestamp column (the Amazon 2014 sources give sequences only)")
 
     def build() -> GlossData:
+        # one line per stage with its time: at 10M interactions each takes seconds, and run.log shows where it is
+        start = time.perf_counter()
         events = read()
+        log.info("dataset %s: read %d interactions, %d item texts (%.1fs)", name, events.frame.height,
+                 events.texts.height, time.perf_counter() - start)
+        start = time.perf_counter()
         seqs = build_sequences(events, min_user_interactions, k_core)
+        log.info("dataset %s: %d user sequences over %d items (%.1fs)", name, len(seqs.user_ids), len(seqs.catalog),
+                 time.perf_counter() - start)
+        start = time.perf_counter()
         if not seqs.user_ids:
             raise GlossError(f"dataset {name}: no user has >= {max(min_user_interactions, k_core or 0)} interactions "
                              "with titled items" + (f" after the {k_core}-core filter" if k_core else ""))
@@ -148,6 +157,7 @@ def load_dataset(
         else:
             data_split = split_leave_one_out(seqs.user_ids, seqs.sequences, val_fraction, seed, all_prefixes,
                                              min_val_users)
+        log.info("dataset %s: %s split (%.1fs)", name, split, time.perf_counter() - start)
         lengths = data_split.lengths
         power_min = power_min_length if power_min_length is not None else float(np.percentile(lengths, power_percentile))
         return GlossData(name, seqs.catalog, data_split, (cold_max_length, power_min), dict(events.skipped))

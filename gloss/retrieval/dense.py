@@ -20,7 +20,7 @@ from gloss.cache import atomic_write, load_entry, texts_key
 from gloss.errors import GlossError
 from gloss.models.base import tie_sorted
 from gloss.retrieval.base import Retriever
-from gloss.retrieval.encoders import encoder_identity, resolve_encoder
+from gloss.retrieval.encoders import encode_texts, encoder_identity, resolve_encoder
 
 if TYPE_CHECKING:
     import faiss
@@ -75,13 +75,7 @@ class DenseRetriever(Retriever):
             log.info("%s embeddings: cached (%s)", what, path.name)
             return emb
         log.info("encoding %d %s texts with %s", len(texts), what, self.encoder)
-        emb = self.model.encode(
-            [prefix + t for t in texts],
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=len(texts) > 2000,
-        ).astype(np.float32)
+        emb = encode_texts(self.model, [prefix + t for t in texts], self.batch_size, what)
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:
