@@ -307,7 +307,7 @@ def sparse_top_k(increments: sp.csr_matrix, base: np.ndarray, k: int, seen: Sequ
     flat[offsets[head_rows] + slots[fresh]] = ranking_keys(base[head], head)[np.nonzero(fresh)[1]]
     keys = np.full((n, min(k, n_items)), PAD_KEY, dtype=np.int64)
     by_count = np.argsort(counts, kind="stable")
-    for group in np.array_split(by_count, -(-n // SPARSE_GROUP_ROWS)):  # rows of similar length: little padding
+    for group in np.array_split(by_count, max(1, -(-n // SPARSE_GROUP_ROWS))):  # similar lengths: little padding
         width = int(counts[group].max(initial=0))
         if width:
             columns = np.arange(width)
