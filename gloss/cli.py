@@ -1,6 +1,7 @@
 """What the entry points share: a GlossError, or a mistake Hydra finds in the command line or the config before the
 run starts, ends the program with one line on stderr (and in run.log), exit 2; a run stopped by SIGTERM says so on
-stderr and in run.log, releases its run folder, leaves no temp file, and exits 143 (128 + 15)."""
+stderr and in run.log, releases its run folder, leaves no temp file, and exits 143 (128 + 15); Ctrl-C the same,
+exit 130."""
 from __future__ import annotations
 
 import contextlib
@@ -75,6 +76,10 @@ def one_line_errors(main: Callable) -> Callable:
                 to_run_log(str(err))
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:  # unwound like an error: run.lock released, temp files removed
+            to_run_log("interrupted (Ctrl-C)")
+            print("error: interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(128 + signal.SIGINT)
         except SystemExit as e:  # Lightning stops gracefully on SIGTERM with a SystemExit that carries no code (0)
             from lightning.pytorch.utilities.exceptions import SIGTERMException
 

@@ -50,7 +50,7 @@ def test_optuna_search_optimises_validation_ndcg(tiny_root: Path, tmp_path: Path
     assert results["best_params"] in [p for p, v in zip(params, val) if v == max(val)]
     import optuna  # optuna 2.x on SQLAlchemy 1.4 warns about SQLAlchemy 2.0 on import (filtered above)
 
-    study = optuna.load_study(study_name="cooc_beauty", storage=storage)
+    study = optuna.load_study(study_name="cooc_tiny", storage=storage)  # named after dataset.name
     trials = sorted((sorted(t.params.items()), t.value) for t in study.trials)
     assert trials == sorted((sorted(p.items()), v) for p, v in zip(params, val))  # each trial's value: its val ndcg@5
 

@@ -279,3 +279,74 @@ def test_the_official_reader_names_a_json_line_of_wrong_field_types_and_strict_f
     raw = read_official(tmp_path, "Beauty", strict=False)
     assert raw.sequences == {"u1": ["b", "a"]} and raw.titles == {"a": "Alpha", "b": "Beta"}
     assert raw.skipped == {"reviews_Beauty_5.json.gz": 1, "meta_Beauty.json.gz": 1}
+
+
+# --- Optuna sweeps -----------------------------------------------------------------------------------------------
+
+def test_the_study_is_named_after_dataset_name_not_the_config_file():
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for search in ("cooc_optuna", "sasrec_optuna"):
+            cfg = compose("config", overrides=[f"hparams_search={search}", "dataset.name=other"],
+                          return_hydra_config=True)
+            assert cfg.hydra.sweeper.study_name == f"{search.split('_')[0]}_other"
+
+
+def sweep_cli(tiny_root: Path, tmp_path: Path, *args: str, background: bool = False):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    return run_cli("run.py", ["-m", *TINY, "dataset.val_fraction=0.5", f"hydra.sweeper.storage={storage}",
+                              f"hydra.sweep.dir={tmp_path / 'sweep'}", *args], tiny_root, tmp_path / "c",
+                   timeout=600, background=background)
+
+
+def study_states(tmp_path: Path, name: str) -> list[str]:
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    return [t.state.name for t in sorted(study.trials, key=lambda t: t.number)]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")
+def test_a_stored_study_resumes_into_the_same_sweep_folder(tiny_root, tmp_path):
+    for _ in range(2):
+        proc = sweep_cli(tiny_root, tmp_path, "hparams_search=cooc_optuna", "hydra.sweeper.n_trials=2")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert study_states(tmp_path, "cooc_tiny") == ["COMPLETE"] * 4
+    assert all((tmp_path / "sweep" / str(n) / "metrics.json").is_file() for n in range(4))  # folder = trial number
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")
+def test_an_interrupted_sweep_marks_its_running_trial_failed_and_prints_no_traceback(tiny_root, tmp_path):
+    import time
+
+    proc = sweep_cli(tiny_root, tmp_path, "hparams_search=sasrec_optuna", "hydra.sweeper.n_trials=3",
+                     "trainer.max_epochs=100000", "callbacks.early_stopping=null", background=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (tmp_path / "sweep" / "0" / "checkpoints" / "last.ckpt").exists() and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "Traceback" not in err and "stopped by SIGTERM" in err, err[-3000:]
+    assert study_states(tmp_path, "sasrec_tiny") == ["FAIL"]
+
+
+def test_ctrl_c_outside_training_is_one_line_exit_130_and_releases_the_folder(tiny_root, tmp_path, monkeypatch, capsys):
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gloss.models.cooc.CoOccurrence, "fit", interrupted)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with pytest.raises(SystemExit) as stop:
+        one_line_errors(lambda: run_experiment(tiny_cfg(tiny_root, tmp_path / "c", "model=cooc"), run_dir))()
+    assert stop.value.code == 130 and capsys.readouterr().err.strip() == "error: interrupted (Ctrl-C)"
+    assert not (run_dir / "run.lock").exists()
