@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from gloss.errors import GlossError
+from gloss.eval.outputs import UMASK, write_atomic
 from gloss.eval.sharded import Engine, rank_users
 from gloss.models.base import histories_digest
 from gloss.progress import format_duration
@@ -89,6 +90,7 @@ def differing(saved: Any, expected: dict) -> list[str]:
 def write_parquet_atomic(frame: Any, path: Path, metadata: dict[str, str] | None = None) -> None:
     """`frame` (a polars DataFrame or LazyFrame, streamed) into `path` through a fresh temp file beside it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~UMASK)  # as a plain create would make it (mkstemp makes 0600)
     os.close(fd)
     try:
         if hasattr(frame, "sink_parquet"):
@@ -151,10 +153,7 @@ def predict_all(run: Any, run_dir: Path, users_spec: str, out: Path, k: int, chu
                              "or choose another out")
     else:
         parts.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=parts, prefix=f".{MANIFEST}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(expected, indent=1) + "\n")
-        os.replace(tmp, manifest)
+        write_atomic(manifest, json.dumps(expected, indent=1) + "\n")
 
     item_ids = np.asarray(catalog.item_ids)
     user_array = np.asarray(user_ids)

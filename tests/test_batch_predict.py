@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 
 from gloss.batch_predict import predict_all, read_users
 from gloss.errors import GlossError
+from gloss.eval.outputs import UMASK
 from tests.conftest import TINY, composed, run_cli
 from tests.models.factory import make_model
 
@@ -52,6 +53,7 @@ def test_every_users_top_k_after_the_full_sequence_best_first(loaded, tmp_path):
     assert np.array_equal(frame["score"].to_numpy(), expected.scores.ravel())
     assert frame["rank"].to_list() == list(range(1, 6)) * 60
     assert not (tmp_path / "recs.parquet.parts").exists()
+    assert out.stat().st_mode & 0o777 == 0o666 & ~UMASK  # as any file the user writes, not mkstemp's 0600
 
 
 def test_a_killed_prediction_resumes_its_chunks_and_other_settings_are_refused(loaded, tmp_path):
