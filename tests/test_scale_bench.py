@@ -55,8 +55,8 @@ def test_benchmark_parses_run_log_stages_and_writes_growth_exponents(tmp_path: P
     assert got == {"interactions": 198615, "users": 22363, "items": 12095, "load_s": 1.6, "fit_s": 1.0,
                    "rank_s": 4.3, "rank_users_per_s": 5189.9}
     base = {"rc": 0, "load_avg_start": 1.0, "load_avg_end": 2.0, "commit": "abc", "when": "now"}
-    rows = [{**base, "scale": "1", "model": "cooc", "wall_s": 10.0, "rank_s": 2.0, "peak_rss_gib": 1.0},
-            {**base, "scale": "50", "model": "cooc", "wall_s": 500.0, "rank_s": 100.0, "peak_rss_gib": 4.0}]
+    rows = [{**base, "scale": "1", "model": "cooc", "wall_s": 10.0, "cpu_s": 5.0, "rank_s": 2.0, "peak_rss_gib": 1.0},
+            {**base, "scale": "50", "model": "cooc", "wall_s": 500.0, "cpu_s": 250.0, "rank_s": 100.0, "peak_rss_gib": 4.0}]
     text = bench.table(rows)
     assert "| 50x | cooc |" in text
-    assert f"| cooc | 1x -> 50x | 1.00 | 1.00 | {math.log(4) / math.log(50):.2f} |" in text
+    assert f"| cooc | 1x -> 50x | 1.00 | 1.00 | 1.00 | {math.log(4) / math.log(50):.2f} |" in text

@@ -1,6 +1,6 @@
 """Scale benchmark (issue 25 item 6): wall time, peak RSS and per-stage time / users/s of `run.py` on the synthetic
 datasets of make_synthetic.py, at 1x / 10x / 50x of beauty, plus the growth exponent from the smallest to the largest
-scale. Every run is a separate `run.py` process under `/usr/bin/time -v` (peak RSS of the run), with a fresh data
+scale. Every run is a separate `run.py` process under `/usr/bin/time -v` (peak RSS and CPU time of the run), with a fresh data
 cache (so load + split is measured) and one shared embedding cache, filled by an untimed encode first (`--warm`)
 for the models that embed titles (lis, gloss_plus). Outputs stay under --work (default /tmp/scale), never the repo.
 
@@ -114,6 +114,11 @@ def measure(work: Path, scale: str, model: str, extra: list[str], timeout: float
            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start)), **parse_log(run_dir / "run.log")}
     if m := re.search(r"Maximum resident set size \(kbytes\): (\d+)", err):
         row["peak_rss_gib"] = round(int(m.group(1)) / 2**20, 2)
+    cpu = [float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", err)]
+    if cpu:  # on a shared machine wall time measures the other jobs too; CPU time is the run's own work
+        row["cpu_s"] = round(sum(cpu), 1)
+    if run_dir.is_dir():
+        (run_dir / "time.txt").write_text(err[-4000:])
     if rc != 0:
         row["error"] = err.strip().splitlines()[-1][:200] if err.strip() else ""
     shutil.rmtree(cache, ignore_errors=True)
@@ -128,16 +133,16 @@ def table(rows: list[dict]) -> str:
     """One row per (scale, model) (the latest), then each model's growth exponent smallest -> largest scale."""
     latest = {(r["scale"], r["model"]): r for r in rows}
     out = ["| scale | model | users | items | interactions | load+split s | fit s | rank s | rank users/s | wall s | "
-           "peak RSS GiB | load avg (start/end) | commit | when |", "|" + "---|" * 14]
+           "CPU s | peak RSS GiB | load avg (start/end) | commit | when |", "|" + "---|" * 15]
     for (scale, model), r in sorted(latest.items(), key=lambda kv: (float(kv[0][0]), list(MODELS).index(kv[0][1]))):
         status = "" if r["rc"] == 0 else f" ({'timed out' if r['rc'] == 'timeout' else 'failed'})"
         out.append(f"| {scale}x | {model}{status} | {fmt(r.get('users'))} | {fmt(r.get('items'))} | "
                    f"{fmt(r.get('interactions'))} | {fmt(r.get('load_s'))} | {fmt(r.get('fit_s'))} | "
-                   f"{fmt(r.get('rank_s'))} | {fmt(r.get('rank_users_per_s'), '.0f')} | {r['wall_s']} | "
+                   f"{fmt(r.get('rank_s'))} | {fmt(r.get('rank_users_per_s'), '.0f')} | {r['wall_s']} | {fmt(r.get('cpu_s'))} | "
                    f"{fmt(r.get('peak_rss_gib'))} | {r['load_avg_start']:.1f} / {r['load_avg_end']:.1f} | "
                    f"{r['commit']} | {r['when']} |")
-    growth = ["", "Growth exponent b in time ~ scale^b (wall, rank), smallest to largest scale measured:", "",
-              "| model | scales | wall b | rank b | peak RSS b |", "|---|---|---|---|---|"]
+    growth = ["", "Growth exponent b in cost ~ scale^b, smallest to largest scale measured:", "",
+              "| model | scales | wall b | CPU b | rank b | peak RSS b |", "|---|---|---|---|---|---|"]
     for model in MODELS:
         done = sorted((float(s), r) for (s, m), r in latest.items() if m == model and r["rc"] == 0)
         if len(done) < 2:
@@ -146,7 +151,8 @@ def table(rows: list[dict]) -> str:
 
         def exp(key: str) -> str:
             return f"{math.log(b[key] / a[key]) / math.log(s1 / s0):.2f}" if a.get(key) and b.get(key) else ""
-        growth.append(f"| {model} | {s0:g}x -> {s1:g}x | {exp('wall_s')} | {exp('rank_s')} | {exp('peak_rss_gib')} |")
+        growth.append(f"| {model} | {s0:g}x -> {s1:g}x | {exp('wall_s')} | {exp('cpu_s')} | {exp('rank_s')} | "
+                      f"{exp('peak_rss_gib')} |")
     return "\n".join(out + (growth if len(growth) > 5 else []))
 
 
