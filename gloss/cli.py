@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import functools
 import itertools
 import logging
@@ -61,6 +62,16 @@ def to_run_log(message: str) -> None:
             handler.emit(logging.LogRecord("gloss", logging.ERROR, __file__, 0, "%s", (message,), None))
 
 
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def write_error(exc: BaseException) -> str | None:
+    """One line for an OSError the machine, not gloss, is behind (full disk, quota, read-only or forbidden path)."""
+    if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRNOS:
+        return None
+    return f"{exc.strerror}: {exc.filename}" if exc.filename else f"{exc.strerror} (while writing the results)"
+
+
 def one_line_errors(main: Callable) -> Callable:
     from gloss.errors import RunFolderRefused, user_error
 
@@ -70,7 +81,7 @@ def one_line_errors(main: Callable) -> Callable:
             with sigterm_raises():
                 return main(*args, **kwargs)
         except Exception as e:
-            if (err := user_error(e)) is None:
+            if (err := user_error(e) or write_error(e)) is None:
                 raise
             if not isinstance(err, RunFolderRefused):  # that folder's run.log is another run's
                 to_run_log(str(err))

@@ -350,3 +350,19 @@ def test_ctrl_c_outside_training_is_one_line_exit_130_and_releases_the_folder(ti
         one_line_errors(lambda: run_experiment(tiny_cfg(tiny_root, tmp_path / "c", "model=cooc"), run_dir))()
     assert stop.value.code == 130 and capsys.readouterr().err.strip() == "error: interrupted (Ctrl-C)"
     assert not (run_dir / "run.lock").exists()
+
+
+def test_a_full_disk_while_writing_results_is_one_line_and_leaves_no_temp_file(tiny_root, tmp_path, monkeypatch, capsys):
+    import errno
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gloss.eval.outputs.os, "fsync", full)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with pytest.raises(SystemExit) as stop:
+        one_line_errors(lambda: run_experiment(tiny_cfg(tiny_root, tmp_path / "c", "model=cooc"), run_dir))()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and "No space left on device" in err[0], err
+    assert not (run_dir / "run.lock").exists() and not list(run_dir.rglob("*.tmp"))
