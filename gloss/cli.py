@@ -69,7 +69,7 @@ def write_error(exc: BaseException) -> str | None:
     """One line for an OSError the machine, not gloss, is behind (full disk, quota, read-only or forbidden path)."""
     if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRNOS:
         return None
-    return f"{exc.strerror}: {exc.filename}" if exc.filename else f"{exc.strerror} (while writing the results)"
+    return f"{exc.strerror}: {exc.filename}" if exc.filename else f"{exc.strerror} (a write failed)"
 
 
 def one_line_errors(main: Callable) -> Callable:
