@@ -45,7 +45,8 @@ def sigterm_raises() -> Iterator[None]:
 def sigterm_left_to_lightning() -> Iterator[None]:
     """Around trainer.fit: Lightning's handler stops at a step boundary and saves last.ckpt (the bit-identical resume);
     it would also call ours, whose exception would cut the step, so ours is off until fit returns."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not raise_terminated:
+    ours = signal.getsignal(signal.SIGTERM) is raise_terminated
+    if not ours or threading.current_thread() is not threading.main_thread():  # signal.signal: main thread only
         yield
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

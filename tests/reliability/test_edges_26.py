@@ -169,7 +169,8 @@ def test_sigterm_outside_training_says_so_releases_the_folder_and_leaves_no_temp
     assert stop.value.code == 143
     assert "stopped by SIGTERM" in capsys.readouterr().err
     assert "stopped by SIGTERM" in (run_dir / "run.log").read_text()
-    assert not (run_dir / "run.lock").exists() and not list(run_dir.rglob("*.tmp")) and not (run_dir / "metrics.json").exists()
+    assert not (run_dir / "run.lock").exists() and not list(run_dir.rglob("*.tmp"))
+    assert not (run_dir / "metrics.json").exists()
     monkeypatch.undo()
     run_experiment(cfg, run_dir)
     assert (run_dir / "metrics.json").is_file()
@@ -226,7 +227,8 @@ def test_a_bom_is_not_part_of_the_first_user_id_or_the_header(tmp_path):
 
 
 def test_whitespace_only_lines_are_skipped_in_both_files(tmp_path):
-    raw = read_offline(offline(tmp_path, b"U1 A B C\n \t \n\nU2 B C A\n", b"asin\ttitle\nA\talpha\n  \t\n\nB\tbeta\nC\tgamma\n"))
+    raw = read_offline(offline(tmp_path, b"U1 A B C\n \t \n\nU2 B C A\n",
+                               b"asin\ttitle\nA\talpha\n  \t\n\nB\tbeta\nC\tgamma\n"))
     assert list(raw.sequences) == ["U1", "U2"] and set(raw.titles) == {"A", "B", "C"}
     assert raw.skipped == {"user_sequence.txt": 0, "item_titles.tsv": 0}
 
@@ -352,7 +354,8 @@ def test_ctrl_c_outside_training_is_one_line_exit_130_and_releases_the_folder(ti
     assert not (run_dir / "run.lock").exists()
 
 
-def test_a_full_disk_while_writing_results_is_one_line_and_leaves_no_temp_file(tiny_root, tmp_path, monkeypatch, capsys):
+def test_a_full_disk_while_writing_results_is_one_line_and_leaves_no_temp_file(tiny_root, tmp_path, monkeypatch,
+                                                                               capsys):
     import errno
 
     def full(*_):
