@@ -200,7 +200,8 @@ def new_client(engine: Engine) -> "Client":
             raise GlossError(f"{engine.key}.address={engine.address}: no Dask scheduler answers there ({e})") from e
     else:
         cluster = LocalCluster(n_workers=engine.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.WARNING)
+                               silence_logs=logging.WARNING,  # no dashboard; its HTTP server on a free port
+                               scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
         client = Client(cluster)
     n_workers = len(client.nthreads())
     if not n_workers:
