@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from gloss.config import training_settings
 from gloss.errors import GlossError
 from gloss.eval import METRIC_KEYS
+from gloss.eval.sharded import engine_settings
 from gloss.models import TrainableRecommender
 
 
@@ -29,6 +30,7 @@ def validate_config(cfg: DictConfig, trains: bool = True) -> None:
         require_int("eval.max_users", cfg.eval.max_users, 1, "or null: users ranked per split")
     require_bool("eval.val", cfg.eval.get("val", False))
     require_int("eval.rank_memory_mb", cfg.eval.get("rank_memory_mb"), 1, "MiB one dense ranking block may take")
+    engine_settings(cfg.eval.get("engine"), "eval.engine")  # the ranking engine's keys (gloss.eval.sharded)
     metric = cfg.get("optimized_metric")
     if metric is not None:
         split, _, name = str(metric).partition("/")

@@ -51,6 +51,13 @@ def test_engine_is_off_by_default_and_bad_settings_name_their_key():
             engine_settings(node, "eval.engine")
 
 
+def test_a_bad_engine_key_stops_the_run_before_data_loads():
+    from gloss.validation import validate_config
+
+    with pytest.raises(GlossError, match=r"eval\.engine\.address=''"):
+        validate_config(composed("model=cooc", "eval.engine.address=''"))
+
+
 @pytest.mark.slow
 def test_a_model_travels_without_its_trainer_and_ranks_the_same(tiny_root, tmp_path):
     """The payload a worker receives leaves a Lightning Trainer behind (loggers, loaders: not needed to rank)."""
