@@ -57,6 +57,9 @@ def test_benchmark_parses_run_log_stages_and_writes_growth_exponents(tmp_path: P
     base = {"rc": 0, "load_avg_start": 1.0, "load_avg_end": 2.0, "commit": "abc", "when": "now"}
     rows = [{**base, "scale": "1", "model": "cooc", "wall_s": 10.0, "cpu_s": 5.0, "rank_s": 2.0, "peak_rss_gib": 1.0},
             {**base, "scale": "50", "model": "cooc", "wall_s": 500.0, "cpu_s": 250.0, "rank_s": 100.0, "peak_rss_gib": 4.0}]
+    rows.append({**base, "scale": "50", "model": "sasrec", "wall_s": 9.0, "overrides": bench.MODELS["sasrec"] + ["x=1"]})
+    rows.append({**base, "scale": "1", "model": "sasrec", "wall_s": 1.0, "overrides": bench.MODELS["sasrec"]})
     text = bench.table(rows)
+    assert "| 50x | sasrec (partial: x=1) |" in text and "| sasrec |" not in text  # no exponent from a partial run
     assert "| 50x | cooc |" in text
     assert f"| cooc | 1x -> 50x | 1.00 | 1.00 | 1.00 | {math.log(4) / math.log(50):.2f} |" in text

@@ -130,12 +130,15 @@ def fmt(v, spec: str = "") -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """One row per (scale, model) (the latest), then each model's growth exponent smallest -> largest scale."""
+    """One row per (scale, model) (the latest), then each model's growth exponent smallest -> largest scale (runs with
+extra overrides, e.g. a capped number of steps or users, are marked partial and left out of the exponents)."""
     latest = {(r["scale"], r["model"]): r for r in rows}
     out = ["| scale | model | users | items | interactions | load+split s | fit s | rank s | rank users/s | wall s | "
            "CPU s | peak RSS GiB | load avg (start/end) | commit | when |", "|" + "---|" * 15]
     for (scale, model), r in sorted(latest.items(), key=lambda kv: (float(kv[0][0]), list(MODELS).index(kv[0][1]))):
         status = "" if r["rc"] == 0 else f" ({'timed out' if r['rc'] == 'timeout' else 'failed'})"
+        extra = r.get("overrides", MODELS[model])[len(MODELS[model]):]
+        status += f" (partial: {' '.join(extra)})" if extra else ""
         out.append(f"| {scale}x | {model}{status} | {fmt(r.get('users'))} | {fmt(r.get('items'))} | "
                    f"{fmt(r.get('interactions'))} | {fmt(r.get('load_s'))} | {fmt(r.get('fit_s'))} | "
                    f"{fmt(r.get('rank_s'))} | {fmt(r.get('rank_users_per_s'), '.0f')} | {r['wall_s']} | {fmt(r.get('cpu_s'))} | "
@@ -144,7 +147,8 @@ def table(rows: list[dict]) -> str:
     growth = ["", "Growth exponent b in cost ~ scale^b, smallest to largest scale measured:", "",
               "| model | scales | wall b | CPU b | rank b | peak RSS b |", "|---|---|---|---|---|---|"]
     for model in MODELS:
-        done = sorted((float(s), r) for (s, m), r in latest.items() if m == model and r["rc"] == 0)
+        done = sorted((float(s), r) for (s, m), r in latest.items()
+                      if m == model and r["rc"] == 0 and r.get("overrides", MODELS[m]) == MODELS[m])  # whole runs only
         if len(done) < 2:
             continue
         (s0, a), (s1, b) = done[0], done[-1]
