@@ -262,6 +262,32 @@ def read_config(run_dir: Path) -> tuple[DictConfig, dict]:
     return cfg, choices
 
 
+def update_model_settings(saved: DictConfig, name: str, path: str = "model") -> list[str]:
+    """A saved model node brought up to today's conf/model/<name>.yaml, in place, so that run folders written before a
+    setting existed still load: a setting added since takes today's default (e.g. `loss: ce`, which is what older
+    runs trained with), one that no longer exists is dropped; GLoSS+ parts likewise. Returns what changed, for the
+    log. Nodes whose model config is gone or names another class are left as saved."""
+    from gloss.config import model_config
+
+    try:
+        current = model_config(name)
+    except GlossError:
+        return []
+    if current.get("_target_") != saved.get("_target_"):
+        return []
+    notes, plain = [], OmegaConf.to_container(current, resolve=False)
+    for key in current:
+        if key not in saved:
+            saved[key] = current[key]
+            notes.append(f"{path}.{key} added ({plain[key]!r:.60}, today's default)")
+    for key in [k for k in saved if k not in current and k != "parts"]:
+        del saved[key]
+        notes.append(f"{path}.{key} dropped (no longer a setting)")
+    for part, node in (saved.get("parts") or {}).items():
+        notes += update_model_settings(node, str(part), f"{path}.parts.{part}")
+    return notes
+
+
 @dataclass
 class LoadedRun:
     cfg: DictConfig  # the run's config, with the caller's overrides
@@ -307,6 +333,10 @@ def load_run(run_dir: Path | str, overrides: dict | None = None, out_dir: Path |
 
     run_dir = Path(run_dir).expanduser()
     cfg, choices = read_config(run_dir)
+    if choices.get("model"):
+        notes = update_model_settings(cfg.model, choices["model"])
+        if notes:
+            log.warning("%s was saved by an older gloss: %s", run_dir / CONFIG_FILE, "; ".join(notes))
     cfg = OmegaConf.merge(cfg, {"ckpt_path": None, "logger": None, "optimized_metric": None}, overrides or {})
     data: GlossData = instantiate(cfg.dataset)
     check_item_map(run_dir, data)
