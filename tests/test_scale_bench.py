@@ -60,6 +60,6 @@ def test_benchmark_parses_run_log_stages_and_writes_growth_exponents(tmp_path: P
     rows.append({**base, "scale": "50", "model": "sasrec", "wall_s": 9.0, "overrides": bench.MODELS["sasrec"] + ["x=1"]})
     rows.append({**base, "scale": "1", "model": "sasrec", "wall_s": 1.0, "overrides": bench.MODELS["sasrec"]})
     text = bench.table(rows)
-    assert "| 50x | sasrec (partial: x=1) |" in text and "| sasrec |" not in text  # no exponent from a partial run
+    assert "| 50x | sasrec (partial: x=1) |" in text and "| sasrec | 1x" not in text  # no exponent from a partial run
     assert "| 50x | cooc |" in text
     assert f"| cooc | 1x -> 50x | 1.00 | 1.00 | 1.00 | {math.log(4) / math.log(50):.2f} |" in text
