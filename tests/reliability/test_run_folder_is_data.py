@@ -50,14 +50,13 @@ def test_nested_targets_are_checked_too(tmp_path):
 
 
 def test_a_pickle_planted_in_an_id_models_weights_is_refused_and_not_run(tmp_path):
-    from gloss.models.sasrec import SASRec
+    from tests.models.factory import make_model
 
     marker = tmp_path / "ran"
     torch.save({"n_items": 3, "hyper_parameters": Payload(marker), "state_dict": {}}, tmp_path / "model.ckpt")
     catalog = Catalog(["a", "b", "c"], ["a", "b", "c"])
     data = GlossData("t", catalog, split_leave_one_out(["u"], [[0, 1, 2]], val_fraction=0.0, seed=0), (1, 5))
-    model = SASRec(loss="ce", hidden=8, blocks=1, heads=1, dropout=0.0, max_len=4, lr=1e-3, weight_decay=0.0,
-                   exclude_seen=False)
+    model = make_model("sasrec", hidden=8, blocks=1, heads=1, dropout=0.0, max_len=4)
     with pytest.raises(GlossError, match="refused"):
         model.build_for(data, 0, run_dir=tmp_path)
     assert not marker.exists()
