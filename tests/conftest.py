@@ -83,3 +83,14 @@ def run_cli(script: str, args: list[str], data_root: Path, cache: Path, *, timeo
     if background:
         return subprocess.Popen(**command)
     return subprocess.run(**command, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def no_ranking_budget_left_behind():
+    """An in-process run sets the process-wide ranking budget (gloss.models.base.configure_ranking); every test starts
+    without one, so a model's own batch_size applies unless the test configures a budget."""
+    from gloss.models import base
+
+    base.configure_ranking(None)
+    yield
+    base.configure_ranking(None)

@@ -235,8 +235,11 @@ def test_report_says_nothing_when_the_runs_environments_agree(sweep: Path):
     assert not any("environment" in n for n in notes)
 
 
-def test_report_notes_each_environment_field_the_runs_differ_in(sweep: Path, capsys):
-    from gloss.environment import packages
+def test_report_notes_each_environment_field_the_runs_differ_in(sweep: Path, capsys, monkeypatch):
+    from gloss.environment import THREAD_VARIABLES, packages
+
+    for name in THREAD_VARIABLES[1:]:  # the planted difference is OMP_NUM_THREADS alone, whatever the caller's shell sets
+        monkeypatch.delenv(name, raising=False)
 
     numpy = packages()["numpy"]
     plant_environment(sweep / "0_lis_dense")
