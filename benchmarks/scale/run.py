@@ -27,7 +27,7 @@ MODELS = {  # run.py overrides per benchmarked model
     "popularity": ["model=popularity"],
     "cooc": ["model=cooc"],
     "lis": ["model=lis"],
-    "sasrec": ["model=sasrec", "trainer.max_epochs=1", "model.loss=sampled"],
+    "sasrec": ["model=sasrec", "trainer.max_epochs=1", "model.loss=sampled", "model.sparse_items=true"],
     "gloss_plus": ["model=gloss_plus", "model.sources=[cooc,popularity]"],
 }
 EMBEDS = {"lis", "gloss_plus"}  # need the catalog's title embeddings (cached by --warm)
@@ -38,8 +38,8 @@ def dataset_overrides(work: Path, scale: str) -> list[str]:
     return ["dataset=synthetic", f"dataset.folder={work / f'x{scale}'}", f"dataset.name=synthetic{scale}"]
 
 
-def env(cache: Path) -> dict[str, str]:
-    return {**os.environ, "GLOSS_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+def env(cache: Path, threads: int = 1) -> dict[str, str]:
+    return {**os.environ, "GLOSS_CACHE_DIR": str(cache), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
             "GLOSS_DATA_DIR": os.environ.get("GLOSS_DATA_DIR", "/work/shared/data"), "PYTHONUNBUFFERED": "1"}
 
 
@@ -65,7 +65,9 @@ def warm(work: Path, scale: str) -> None:
     """Untimed: encode the catalog titles once into the shared embedding cache."""
     code = ("import sys; from hydra import compose, initialize_config_dir; from hydra.utils import instantiate\n"
             f"with initialize_config_dir(config_dir={str(REPO / 'conf')!r}, version_base=None):\n"
-            f"    cfg = compose('config', overrides={dataset_overrides(work, scale) + ['model=lis']!r})\n"
+            f"    cfg = compose('config', overrides={dataset_overrides(work, scale) + ['model=lis']!r}, "
+            "return_hydra_config=True)\n"
+            "from hydra.core.hydra_config import HydraConfig; HydraConfig.instance().set_config(cfg)\n"
             "instantiate(cfg.retriever).index(instantiate(cfg.dataset).catalog.texts)\n")
     subprocess.run([sys.executable, "-c", code], check=True, env=env(work / "emb_cache"), cwd=REPO)
 
@@ -95,7 +97,7 @@ def parse_log(log: Path) -> dict:
     return out
 
 
-def measure(work: Path, scale: str, model: str, extra: list[str], timeout: float) -> dict:
+def measure(work: Path, scale: str, model: str, extra: list[str], timeout: float, threads: int = 1) -> dict:
     name = f"{model}_{scale}x"
     run_dir = work / "runs" / f"{name}_{time.strftime('%H%M%S')}"
     cache = fresh_cache(work, name)
@@ -104,13 +106,13 @@ def measure(work: Path, scale: str, model: str, extra: list[str], timeout: float
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     load_start, start = load_avg(), time.time()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env(cache), cwd=REPO, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env(cache, threads), cwd=REPO, timeout=timeout)
         rc, err = proc.returncode, proc.stderr
     except subprocess.TimeoutExpired as e:
         rc, err = "timeout", (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
     wall = time.time() - start
     row = {"scale": scale, "model": model, "overrides": MODELS[model] + extra, "rc": rc, "wall_s": round(wall, 1),
-           "load_avg_start": load_start, "load_avg_end": load_avg(), "commit": commit, "run_dir": str(run_dir),
+           "load_avg_start": load_start, "load_avg_end": load_avg(), "threads": threads, "commit": commit, "run_dir": str(run_dir),
            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start)), **parse_log(run_dir / "run.log")}
     if m := re.search(r"Maximum resident set size \(kbytes\): (\d+)", err):
         row["peak_rss_gib"] = round(int(m.group(1)) / 2**20, 2)
@@ -166,6 +168,7 @@ def main() -> None:
     p.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--work", type=Path, default=Path("/tmp/scale"))
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    p.add_argument("--threads", type=int, default=1, help="OMP/MKL threads of each run (default 1)")
     p.add_argument("--markdown", type=Path, help="also write the table here")
     p.add_argument("--table", action="store_true", help="only print the table of results.jsonl")
     p.add_argument("--no-warm", action="store_true", help="skip the untimed encode (embeddings already cached)")
@@ -178,7 +181,7 @@ def main() -> None:
             if EMBEDS & set(args.models) and not args.no_warm:
                 warm(args.work, scale)
             for model in args.models:
-                row = measure(args.work, scale, model, args.overrides, args.timeout)
+                row = measure(args.work, scale, model, args.overrides, args.timeout, args.threads)
                 print(json.dumps(row), flush=True)
                 with open(results, "a") as f:
                     f.write(json.dumps(row) + "\n")

@@ -158,6 +158,7 @@ TIE_MULTIPLIERS = (0x2545F491, 0x4F6CDD1D)  # the permutation's seed: fixed fore
 PAD_KEY = np.iinfo(np.int64).max  # an empty slot, after every real key
 RANK_MEMORY_MB: float | None = None  # eval.rank_memory_mb, set by configure_ranking; None: batches of batch_size
 BYTES_PER_ENTRY = 12  # a dense ranking block holds float32 scores and their int64 ranking keys
+TIE_SLACK = 8  # top_k_scores' short list: k + this many items per row
 SPARSE_GROUP_ROWS = 32  # sparse ranking takes each row's top k in groups of rows this large, by candidate count
 
 
@@ -244,12 +245,33 @@ def smallest_keys(keys: np.ndarray, k: int) -> np.ndarray:
 
 def top_k_scores(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None = None) -> Ranking:
     """Top-k over full-catalog scores [n, n_items] ranked in float32 by the tie rule; with `histories`, seen items are
-    excluded (slots beyond the unseen items are -1)."""
-    n_items = scores.shape[1]
-    keys = ranking_keys(scores, np.arange(n_items))
-    if histories is not None:
-        for row, h in enumerate(histories):
-            keys[row, h] = PAD_KEY
+    excluded (slots beyond the unseen items are -1).
+
+    Ranking keys are built for a short list per row, not the whole block: torch.topk's best k + TIE_SLACK holds every
+    item the rule can rank in the top k whenever its last score is below the k-th (then no item tied at the k-th is
+    left out); a row where it is not gets all its items at or above the k-th score."""
+    import torch  # scoring models have it loaded already; heuristic runs that never rank densely skip the import
+
+    s = np.asarray(scores, dtype=np.float32)
+    nan = bool(np.isnan(s).any())
+    if histories is not None or nan:
+        s = s.copy() if np.may_share_memory(s, scores) else s
+        s[np.isnan(s)] = -np.inf  # NaN ranks as -inf; a seen item as -inf too (both come out as item -1)
+        for row, h in enumerate(histories if histories is not None else ()):
+            s[row, np.asarray(h, dtype=np.int64)] = -np.inf
+    n, n_items = s.shape
+    k = min(k, n_items)
+    if k == 0 or n == 0:
+        return Ranking(np.zeros((n, k), dtype=np.int64), np.zeros((n, k), dtype=np.float32))
+    depth = min(n_items, k + TIE_SLACK)
+    values, columns = (t.numpy() for t in torch.topk(torch.from_numpy(s), depth, dim=1, sorted=False))
+    keys = ranking_keys(values, columns)
+    if depth < n_items:
+        kth = -np.partition(-values, k - 1, axis=1)[:, k - 1]
+        for row in np.flatnonzero(values.min(axis=1) >= kth):  # the short list may end inside a tie: take the row whole
+            candidates = np.flatnonzero(s[row] >= kth[row])
+            top = smallest_keys(ranking_keys(s[row, candidates], candidates)[None, :], depth)
+            keys[row] = top[0, :depth]
     return Ranking(*decode_keys(smallest_keys(keys, k)))
 
 

@@ -29,6 +29,9 @@ class GRU4Rec(IDSequentialRecommender):
         with torch.no_grad():
             self.items.weight[0].zero_()
 
+    def item_table(self) -> nn.Embedding:
+        return self.items
+
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T, hidden] states of left-padded `ids` (pad rows: zeros)."""
         t = ids.shape[1]

@@ -19,6 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from gloss.data import GlossData
 from gloss.data.padding import left_pad_item_ids, trim_left_padding
@@ -27,13 +28,14 @@ from gloss.models.base import ScoringRecommender, TrainableRecommender
 
 WEIGHTS = "model.ckpt"
 SAMPLERS = ("uniform", "popularity")
+SPARSE_LOSSES = ("sampled", "bce")  # losses that touch only some items' rows per step (model.sparse_items)
 
 
 class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.LightningModule):
     losses: tuple[str, ...] = ("ce", "sampled")  # SASRec adds its original "bce"
 
     def __init__(self, max_len: int, lr: float, weight_decay: float, exclude_seen: bool, loss: str, negatives: int,
-                 negative_sampling: str):
+                 negative_sampling: str, sparse_items: bool):
         L.LightningModule.__init__(self)
         self.save_hyperparameters()  # this and the subclass's arguments, into every checkpoint
         if loss not in self.losses:
@@ -42,8 +44,15 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
             raise GlossError(f"model.negatives must be an integer >= 1 with model.loss=sampled, got {negatives!r}")
         if negative_sampling not in SAMPLERS:
             raise GlossError(f"model.negative_sampling must be one of {', '.join(SAMPLERS)}, got {negative_sampling!r}")
+        if sparse_items and loss not in SPARSE_LOSSES:
+            raise GlossError(f"model.sparse_items=true needs model.loss=sampled (or bce), got {loss!r}: the full softmax "
+                             "touches every item, so its gradient is dense")
+        if sparse_items and weight_decay:
+            raise GlossError(f"model.sparse_items=true updates the item table with SparseAdam, which has no weight decay; "
+                             f"set model.weight_decay=0 (got {weight_decay})")
         self.max_len, self.lr, self.weight_decay, self.exclude_seen = max_len, lr, weight_decay, exclude_seen
         self.loss, self.negatives, self.negative_sampling = loss, negatives, negative_sampling
+        self.sparse_items = bool(sparse_items)
         self.n_items = 0
 
     # --- what a model defines ---------------------------------------------------------------------
@@ -54,6 +63,10 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
     @abstractmethod
     def training_loss(self, tokens: torch.Tensor) -> torch.Tensor:
         """Loss on a batch of left-padded training sequences [B, <= max_len + 1]."""
+
+    def item_table(self) -> nn.Embedding:
+        """The item embedding (row 0 = padding, rows 1..n_items = catalog), shared by inputs and output scores."""
+        return self.encoder.items
 
     @abstractmethod
     def next_item_logits(self, history: torch.Tensor) -> torch.Tensor:
@@ -70,8 +83,14 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
         if self.loss != "sampled":
             return F.cross_entropy(states @ items.T, targets)
         negatives, log_kq = self.sample_negatives(targets.device)
-        positive = (states * items[targets]).sum(-1, keepdim=True)
-        negative = (states @ items[negatives].T - log_kq).masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
+        if self.sparse_items:  # rows looked up through the (sparse) embedding: the gradient touches only these rows
+            table = self.item_table()
+            positive = (states * table(targets + 1)).sum(-1, keepdim=True)
+            negative = states @ table(negatives + 1).T - log_kq
+        else:
+            positive = (states * items[targets]).sum(-1, keepdim=True)
+            negative = states @ items[negatives].T - log_kq
+        negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
         return F.cross_entropy(torch.cat([positive, negative], dim=1), torch.zeros_like(targets))
 
     def sample_negatives(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,12 +121,17 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
         self.log("val/loss", loss, prog_bar=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if not self.sparse_items:
+            return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        table = self.item_table().weight
+        return SparseDenseAdam([p for p in self.parameters() if p is not table], [table], lr=self.lr,
+                               weight_decay=self.weight_decay)
 
     # --- Recommender ----------------------------------------------------------------------------------
     def build_for(self, data: GlossData, seed: int, run_dir: Path | None = None) -> None:
         self.n_items = len(data.catalog)
         self.build(self.n_items)
+        self.item_table().sparse = self.sparse_items
         if self.loss == "sampled" and self.negative_sampling == "popularity" and run_dir is None:
             self.set_sampling_counts(data.training_counts())
         if run_dir is None:
@@ -141,3 +165,47 @@ class IDSequentialRecommender(ScoringRecommender, TrainableRecommender, L.Lightn
         self.eval()
         history = trim_left_padding(left_pad_item_ids(histories, self.max_len)).to(self.device)
         return self.next_item_logits(history).float().cpu().numpy()
+
+
+class SparseDenseAdam(torch.optim.Optimizer):
+    """AdamW on the dense parameters and SparseAdam (lazy Adam: moments and weights of the rows a batch touched) on
+    the item table, as one optimizer for Lightning (model.sparse_items). At 210k items the table's dense gradient and
+    AdamW update cost more than the rest of a sampled-softmax step (docs/scale.md); this update touches a few thousand
+    rows. Not the same optimizer as AdamW: rows not in a batch keep their moments unchanged (no decay) that step."""
+
+    def __init__(self, dense: list[nn.Parameter], sparse: list[nn.Parameter], lr: float, weight_decay: float):
+        self.dense = torch.optim.AdamW(dense, lr=lr, weight_decay=weight_decay)
+        self.sparse = torch.optim.SparseAdam(sparse, lr=lr)
+        self.defaults = self.dense.defaults
+        self._optimizer_step_pre_hooks, self._optimizer_step_post_hooks = {}, {}
+        self._optimizer_state_dict_pre_hooks, self._optimizer_state_dict_post_hooks = {}, {}
+        self._optimizer_load_state_dict_pre_hooks, self._optimizer_load_state_dict_post_hooks = {}, {}
+
+    @property
+    def param_groups(self) -> list[dict]:  # the sub-optimizers' own dicts: an lr scheduler's edit reaches them
+        return self.dense.param_groups + self.sparse.param_groups
+
+    @property
+    def state(self) -> dict:
+        return {**self.dense.state, **self.sparse.state}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.dense.step()
+        self.sparse.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.dense.zero_grad(set_to_none)
+        self.sparse.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"dense": self.dense.state_dict(), "sparse": self.sparse.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.dense.load_state_dict(state_dict["dense"])
+        self.sparse.load_state_dict(state_dict["sparse"])

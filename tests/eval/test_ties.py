@@ -89,3 +89,48 @@ def test_nan_ranks_last_and_negative_zero_ties_with_zero():
     zeros = sorted([1, 2], key=lambda i: int(tie_rank(np.array([i]))[0]))
     assert ranking.items[0, :6].tolist() == [-1, 6] + zeros + [7, 3]  # +inf is no score: -1 (as before)
     assert (ranking.items[0, 6:] == -1).all()
+
+
+def full_sort_reference(scores: np.ndarray, k: int, histories: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rule by definition: every item's ranking key, fully sorted; seen, NaN and -inf slots come out as item -1."""
+    s = np.where(np.isnan(scores), -np.inf, scores).astype(np.float32)
+    keys = ranking_keys(s, np.arange(s.shape[1]))
+    order = np.argsort(keys, axis=1, kind="stable")[:, :k]
+    items = np.where(np.take_along_axis(np.isfinite(s), order, axis=1), order, -1)
+    if histories is not None:
+        for row, h in enumerate(histories):
+            seen = np.isin(np.arange(s.shape[1]), h)
+            kept = [i for i in np.argsort(keys[row], kind="stable") if not seen[i]][:k]
+            items[row] = -1
+            items[row, : len(kept)] = [i if np.isfinite(s[row, i]) else -1 for i in kept]
+    return items, np.where(items >= 0, np.take_along_axis(s, np.maximum(items, 0), axis=1), 0).astype(np.float32)
+
+
+def test_the_short_list_top_k_equals_a_full_sort_on_tie_heavy_scores():
+    """top_k_scores ranks a short list per row (torch.topk's k + slack); ties reaching past it, NaN, -inf, -0.0 and
+    seen items give exactly the full sort's list."""
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        n, m = int(rng.integers(1, 20)), int(rng.integers(1, 300))
+        scores = (rng.integers(-3, 4, size=(n, m)) * rng.choice([1.0, 0.5, 1e-3])).astype(np.float32)
+        if trial % 3 == 0:
+            scores[rng.random(scores.shape) < 0.1] = np.nan
+        if trial % 5 == 0:
+            scores[rng.random(scores.shape) < 0.2] = -np.inf
+        if trial % 7 == 0:
+            scores[rng.random(scores.shape) < 0.3] = -0.0
+        if trial % 11 == 0:  # continuous scores: the short list is enough
+            scores = rng.normal(size=(n, m)).astype(np.float32)
+        k = int(rng.integers(1, m + 5))
+        histories = [rng.choice(m, size=int(rng.integers(0, m + 1)), replace=False) for _ in range(n)] if trial % 2 else None
+        got = top_k_scores(scores.copy(), k, histories)
+        want_items, want_scores = full_sort_reference(scores, min(k, m), histories)
+        np.testing.assert_array_equal(got.items, want_items, err_msg=f"trial {trial}")
+        np.testing.assert_array_equal(got.scores, want_scores, err_msg=f"trial {trial}")
+
+
+def test_top_k_scores_leaves_the_callers_scores_unchanged():
+    scores = np.array([[np.nan, 1.0, 2.0, 0.5]], dtype=np.float32)
+    before = scores.copy()
+    top_k_scores(scores, 2, [np.array([2])])
+    np.testing.assert_array_equal(scores, before)
