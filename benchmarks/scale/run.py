@@ -27,7 +27,7 @@ MODELS = {  # run.py overrides per benchmarked model
     "popularity": ["model=popularity"],
     "cooc": ["model=cooc"],
     "lis": ["model=lis"],
-    "sasrec": ["model=sasrec", "trainer.max_epochs=1", "model.loss=sampled", "model.sparse_items=true"],
+    "sasrec": ["model=sasrec", "trainer.max_epochs=1", "model.loss=sampled", "model.sparse_items=true", "model.lr=3e-3"],
     "gloss_plus": ["model=gloss_plus", "model.sources=[cooc,popularity]"],
 }
 EMBEDS = {"lis", "gloss_plus"}  # need the catalog's title embeddings (cached by --warm)
