@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import pickle
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -125,6 +126,8 @@ def rank_shard(payload: bytes, digest: str, packed: tuple[np.ndarray, np.ndarray
 
     histories = unpack(*packed)
 
+    if "torch" in sys.modules:  # one core per Dask thread: an inherited OMP_NUM_THREADS=2 in each of 2 workers on
+        sys.modules["torch"].set_num_threads(1)  # 2 cores made ranking 2.3x slower (docs/scale.md)
     base.configure_ranking(rank_memory_mb)
     model = _WORKER_MODEL.get(digest)
     if model is None:

@@ -73,6 +73,25 @@ def test_a_model_travels_without_its_trainer_and_ranks_the_same(tiny_root, tmp_p
     assert np.array_equal(got.items, expected.items) and np.array_equal(got.scores, expected.scores)
 
 
+def test_a_shard_ranks_with_one_torch_thread_whatever_the_process_had(tiny_root, tmp_path):
+    """Each Dask thread is one core: a worker that inherited OMP_NUM_THREADS=2 (a 2-thread run's environment) would run
+    2 torch threads per worker, 4 on 2 cores, which made 50x ranking 2.3x slower."""
+    import torch
+
+    data = tiny_data(tiny_root, tmp_path / "c")
+    sasrec = make_model("sasrec", hidden=16, max_len=8)
+    sasrec.build_for(data, seed=0)
+    histories = data.split.histories(data.split.test_examples())
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        got = rank_shard(model_payload(sasrec, "eval.engine"), "digest-threads", pack(histories), 10, None)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(got.items, sasrec.recommend(histories, 10).items)
+
+
 @pytest.mark.slow
 def test_two_local_workers_rank_like_one_process_in_many_shards(tiny_root, tmp_path):
     """A budget of 4 users per scoring batch, so that the 60 users make 8 shards on 2 worker processes: cooc (sparse)
