@@ -206,6 +206,7 @@ def new_client(engine: Engine) -> "Client":
                                silence_logs=logging.WARNING,  # no dashboard; its HTTP server on a free port
                                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
         client = Client(cluster)
+    atexit.register(close_clients)  # again, after distributed's own exit hooks: ours must run first (LIFO)
     n_workers = len(client.nthreads())
     if not n_workers:
         client.wait_for_workers(1, timeout=60)
@@ -216,6 +217,9 @@ def new_client(engine: Engine) -> "Client":
 
 @atexit.register
 def close_clients() -> None:
+    # the run is over: the scheduler's warnings that workers leave with computed tasks and data are expected now
+    for name in [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     for thread in list(_STARTING.values()):
         thread.join()
     _STARTING.clear()
