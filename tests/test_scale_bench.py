@@ -59,7 +59,11 @@ def test_benchmark_parses_run_log_stages_and_writes_growth_exponents(tmp_path: P
             {**base, "scale": "50", "model": "cooc", "wall_s": 500.0, "cpu_s": 250.0, "rank_s": 100.0, "peak_rss_gib": 4.0}]
     rows.append({**base, "scale": "50", "model": "sasrec", "wall_s": 9.0, "overrides": bench.MODELS["sasrec"] + ["x=1"]})
     rows.append({**base, "scale": "1", "model": "sasrec", "wall_s": 1.0, "overrides": bench.MODELS["sasrec"]})
+    rows.append({**base, "scale": "1", "model": "cooc", "wall_s": 99.0, "overrides": ["model=cooc", "model.decay=2"]})
+    rows.append({**base, "scale": "1", "model": "popularity", "wall_s": 3.0, "threads": 2})
     text = bench.table(rows)
-    assert "| 50x | sasrec (partial: x=1) |" in text and "| sasrec | 1x" not in text  # no exponent from a partial run
+    assert "| 50x | sasrec (with: x=1) |" in text and "| sasrec | 1x" not in text  # no exponent from other settings
+    assert "| 1x | cooc | " in text and "99.0" not in text  # a later run with other settings does not hide this one
+    assert "| 1x | popularity (with: 2 threads) |" in text
     assert "| 50x | cooc |" in text
     assert f"| cooc | 1x -> 50x | 1.00 | 1.00 | 1.00 | {math.log(4) / math.log(50):.2f} |" in text

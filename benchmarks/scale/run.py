@@ -131,16 +131,29 @@ def fmt(v, spec: str = "") -> str:
     return "" if v is None else format(v, spec)
 
 
+def differs(r: dict) -> list[str]:
+    """How a run's settings differ from the benchmark's own (MODELS, one thread): extra or changed overrides (a capped
+    number of steps or users, another learning rate, an engine), missing ones, the thread count."""
+    mine = MODELS[r["model"]]
+    got = r.get("overrides", mine)
+    return ([o for o in got if o not in mine] + [f"without {o}" for o in mine if o not in got]
+            + ([f"{r['threads']} threads"] if r.get("threads", 1) != 1 else []))
+
+
 def table(rows: list[dict]) -> str:
-    """One row per (scale, model) (the latest), then each model's growth exponent smallest -> largest scale (runs with
-extra overrides, e.g. a capped number of steps or users, are marked partial and left out of the exponents)."""
-    latest = {(r["scale"], r["model"]): r for r in rows}
+    """One row per (scale, model): the latest successful run with the benchmark's settings, else the latest run (its
+    differences named); then each model's growth exponent smallest -> largest scale, from runs with the benchmark's
+    settings only."""
+    latest: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        key, held = (r["scale"], r["model"]), latest.get((r["scale"], r["model"]))
+        if held is None or not (held["rc"] == 0 and not differs(held)) or (r["rc"] == 0 and not differs(r)):
+            latest[key] = r
     out = ["| scale | model | users | items | interactions | load+split s | fit s | rank s | rank users/s | wall s | "
            "CPU s | peak RSS GiB | load avg (start/end) | commit | when |", "|" + "---|" * 15]
     for (scale, model), r in sorted(latest.items(), key=lambda kv: (float(kv[0][0]), list(MODELS).index(kv[0][1]))):
         status = "" if r["rc"] == 0 else f" ({'timed out' if r['rc'] == 'timeout' else 'failed'})"
-        extra = r.get("overrides", MODELS[model])[len(MODELS[model]):]
-        status += f" (partial: {' '.join(extra)})" if extra else ""
+        status += f" (with: {', '.join(differs(r))})" if differs(r) else ""
         out.append(f"| {scale}x | {model}{status} | {fmt(r.get('users'))} | {fmt(r.get('items'))} | "
                    f"{fmt(r.get('interactions'))} | {fmt(r.get('load_s'))} | {fmt(r.get('fit_s'))} | "
                    f"{fmt(r.get('rank_s'))} | {fmt(r.get('rank_users_per_s'), '.0f')} | {r['wall_s']} | {fmt(r.get('cpu_s'))} | "
@@ -150,7 +163,7 @@ extra overrides, e.g. a capped number of steps or users, are marked partial and 
               "| model | scales | wall b | CPU b | rank b | peak RSS b |", "|---|---|---|---|---|---|"]
     for model in MODELS:
         done = sorted((float(s), r) for (s, m), r in latest.items()
-                      if m == model and r["rc"] == 0 and r.get("overrides", MODELS[m]) == MODELS[m])  # whole runs only
+                      if m == model and r["rc"] == 0 and not differs(r))  # the benchmark's settings only
         if len(done) < 2:
             continue
         (s0, a), (s1, b) = done[0], done[-1]
