@@ -13,7 +13,8 @@ run folder, gloss.environment: Python, a distribution's version, torch's CUDA bu
 flag, a data file's sha256, thread settings), and the runs without environment.json (older folders) are named.
 
 Seeds and significance: runs whose config_resolved.yaml differ only in `seed` (and keys that only name outputs:
-model_name, checkpoint dirs; nested `seed` keys that follow the run's seed) are one row: mean (± std in the grid) and a
+model_name, checkpoint and cache dirs; nested `seed` keys that follow the run's seed; model.ablation and eval.engine, which
+leave metrics.json as it is) are one row: mean (± std in the grid) and a
 "Seeds" table with std (ddof=1) and the 95 % Student-t interval. Under each dataset's table, every gloss row with a
 per_user.jsonl is compared with a reference row (`--baseline LABEL`, default the best by NDCG@5) per user (matched by
 user_id; a seed group: the per-user mean over its seeds) on `--metric` (default ndcg@5): paired t-test and paired
@@ -164,7 +165,9 @@ def metrics_paths(folders: Sequence[Path], split: str) -> list[Path]:
 
 CONFIG_FILE = "config_resolved.yaml"
 IGNORED_TOP_KEYS = ("seed", "model_name", "hydra")  # the seed itself; keys that only name outputs
-OUTPUT_KEYS = ("dirpath", "save_dir", "output_dir")  # leaves that only say where outputs go
+OUTPUT_KEYS = ("dirpath", "save_dir", "output_dir", "cache_dir")  # leaves that only say where outputs / caches go
+                                                                   # (caches are keyed by their content)
+NO_EFFECT_KEYS = (("model", "ablation"), ("eval", "engine"))  # extra analysis after the run; where users are ranked
 
 
 def read_config(run_dir: Path) -> dict | None:
@@ -190,7 +193,8 @@ def differ_only_in_seed(a: dict, b: dict) -> bool:
     """Whether two resolved configs are the same experiment: equal but for `seed`, the keys that only name outputs,
     and nested `seed` keys that follow each run's seed (the resolved `${seed}` of callbacks, datamodule, model)."""
     def leaves(config: dict) -> dict[tuple, object]:
-        return {k: v for k, v in flatten(config).items() if k[0] not in IGNORED_TOP_KEYS and k[-1] not in OUTPUT_KEYS}
+        return {k: v for k, v in flatten(config).items() if k[0] not in IGNORED_TOP_KEYS and k[-1] not in OUTPUT_KEYS
+                and not any(k[: len(p)] == p for p in NO_EFFECT_KEYS)}
 
     la, lb = leaves(a), leaves(b)
     if la.keys() != lb.keys():

@@ -76,6 +76,23 @@ def test_differ_only_in_seed():
     assert differ_only_in_seed(config(seed=1), named)
 
 
+def test_keys_that_cannot_change_a_runs_metrics_do_not_split_a_seed_group():
+    """model.ablation (extra rankings after the run, into ablation.json) and eval.engine (byte-identical metrics on
+    any number of workers) leave metrics.json as it is: a seed-42 run with its ablation groups with two without."""
+    ablated, sharded = config(seed=42), config(seed=2)
+    ablated["model"]["ablation"] = ["cooc", "text"]
+    sharded["eval"] = {"engine": {"workers": 2, "address": None}}
+    plain = config(seed=1)
+    plain["model"]["ablation"] = []
+    plain["eval"] = {"engine": {"workers": 1, "address": None}}
+    plain["paths"] = {"cache_dir": "/elsewhere/.cache"}  # another clone's cache (content-keyed): the same results
+    ablated["paths"] = sharded["paths"] = {"cache_dir": "/work/main/.cache"}
+    assert differ_only_in_seed(ablated, plain) and differ_only_in_seed(plain, sharded)
+    other = config(seed=3)
+    other["model"]["sources"] = ["cooc"]
+    assert not differ_only_in_seed(plain, other)
+
+
 def test_grouping_by_seed_groups_exactly_the_runs_that_differ_only_in_seed(tmp_path: Path):
     rng = np.random.default_rng(0)
     for seed in (1, 2, 3):
