@@ -144,7 +144,7 @@ def ranked_search(index: "faiss.Index", emb: np.ndarray, k: int) -> tuple[np.nda
     return ids, scores
 
 
-SEARCH_BLOCK = 4 * 4096  # queries per FAISS call (~23 s each at 210k x 384, 1 thread): a multiple of its own query block (distance_compute_blas_query_bs)
+SEARCH_BLOCK = 4 * 4096  # queries per FAISS call, a multiple of its query block (distance_compute_blas_query_bs)
 
 
 def search_in_blocks(index: "faiss.Index", emb: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
