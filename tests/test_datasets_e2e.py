@@ -1,6 +1,6 @@
 """End to end: run.py on datasets read by the generic source, each from its own conf/dataset/*.yaml: a MovieLens-1M
-`ratings.dat` (cooc, lis + bm25, sasrec), a CSV with user,item,timestamp (conf/dataset/table.yaml; leave-one-out and
-temporal split) and an Amazon Reviews 2023 category (JSON lines). Fixtures: tests/data/fixtures.py."""
+`ratings.dat` (cooc, lis + bm25, sasrec), a CSV with user,item,timestamp (conf/dataset/table.yaml; cooc with
+leave-one-out and temporal split, lis, sasrec) and an Amazon Reviews 2023 category (JSON lines; cooc, lis, sasrec). Fixtures: tests/data/fixtures.py."""
 from __future__ import annotations
 
 import json
@@ -40,13 +40,21 @@ def test_csv_table_cooc_leave_one_out_and_temporal(tmp_path: Path):
                    root, tmp_path, "temporal")
     assert 0 < temporal["n_users"] < 40  # only users with an item in the test period (t >= T_test) are ranked
     assert (tmp_path / "temporal" / "metrics_val.json").is_file()
+    lis = run(["dataset=table", "dataset.name=shop", "model=lis"], root, tmp_path, "lis")
+    assert lis["model"] == "lis" and lis["retriever"] == "dense" and lis["n_users"] == 40
+    sasrec = run(["dataset=table", "dataset.name=shop", "model=sasrec", "trainer.max_epochs=1"], root, tmp_path, "sas")
+    assert sasrec["n_users"] == 40 and "training" in sasrec
 
 
 @pytest.mark.slow
-def test_amazon2023_cooc(tmp_path: Path):
+def test_amazon2023_cooc_lis_sasrec(tmp_path: Path):
     root = write_amazon2023(tmp_path / "data", gz=True)
     metrics = run(["dataset=amazon2023", "model=cooc"], root, tmp_path)
     assert metrics["dataset"] == "amazon2023_All_Beauty" and metrics["n_users"] == 40
+    lis = run(["dataset=amazon2023", "model=lis"], root, tmp_path, "lis")
+    assert lis["dataset"] == "amazon2023_All_Beauty" and lis["retriever"] == "dense" and lis["n_users"] == 40
+    sasrec = run(["dataset=amazon2023", "model=sasrec", "trainer.max_epochs=1"], root, tmp_path, "sasrec")
+    assert sasrec["n_users"] == 40 and "training" in sasrec
 
 
 @pytest.mark.slow
