@@ -136,9 +136,14 @@ def test_bce_stays_sasrec_only():
 
 
 @pytest.mark.slow
-def test_sasrec_with_sampled_softmax_learns_the_next_item_rule(rule, tmp_path):
+@pytest.mark.parametrize("sparse_items", [False, True])
+def test_sasrec_with_sampled_softmax_learns_the_next_item_rule(rule, tmp_path, sparse_items):
+    """Through the whole run path (Fitter, Lightning's loop, checkpoints); sparse_items: with the combined optimizer
+    (tests/models/test_sparse_items.py)."""
     cfg = compose_model("sasrec", "model.loss=sampled", "model.negatives=8", "model.negative_sampling=popularity",
+                        f"model.sparse_items={str(sparse_items).lower()}",
                         "model.hidden=32", "model.dropout=0.1", "model.max_len=10", "datamodule.batch_size=32",
                         "model.lr=5e-3", "trainer.max_epochs=10", "callbacks.early_stopping.patience=50")
     model = fit_model(cfg, rule, tmp_path)
+    assert model.item_table().sparse == sparse_items
     assert recall_at_5(model, rule) >= 0.95

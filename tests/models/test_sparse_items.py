@@ -11,7 +11,6 @@ from gloss.data.padding import left_pad_item_ids
 from gloss.errors import GlossError
 from gloss.models.id_base import SparseDenseAdam
 from tests.models.factory import make_model
-from tests.models.id_helpers import compose_model, fit_model, recall_at_5
 from tests.models.test_sampled_softmax import MODELS, full_ce
 
 
@@ -94,14 +93,3 @@ def test_the_combined_optimizer_state_round_trips(rule):
 def test_sparse_items_with_a_dense_loss_or_weight_decay_names_the_key(overrides, key):
     with pytest.raises(GlossError, match=key):
         make_model("sasrec", sparse_items=True, **overrides)
-
-
-@pytest.mark.slow
-def test_sasrec_with_sparse_items_learns_the_next_item_rule_through_lightning(rule, tmp_path):
-    """The whole run path (Fitter, Lightning's loop, checkpoints) with the combined optimizer."""
-    cfg = compose_model("sasrec", "model.loss=sampled", "model.negatives=8", "model.sparse_items=true",
-                        "model.hidden=32", "model.dropout=0.1", "model.max_len=10", "datamodule.batch_size=32",
-                        "model.lr=5e-3", "trainer.max_epochs=10", "callbacks.early_stopping.patience=50")
-    model = fit_model(cfg, rule, tmp_path)
-    assert model.item_table().sparse
-    assert recall_at_5(model, rule) >= 0.95
