@@ -4,7 +4,9 @@
 # defaults (dropout 0.5 / attention_dropout 0.5, c 5, alpha 0.7). STEPS="default dropout c alpha" (the default) runs
 # them all; a later step starts from an earlier step's choice when you pass it as extra arguments, e.g.
 #   STEPS="c alpha" bash sweeps/bsarec_tune.sh model.dropout=0.2 model.attention_dropout=0.2
-# Each beauty job is about 5-6 minutes here (1 thread). Results and the choice: docs/idmodels.md.
+# DROPOUTS, CS, ALPHAS (environment) replace a step's values, e.g. a shorter grid on a larger dataset:
+#   DATASET=sports STEPS="c alpha" CS=9 ALPHAS=0.9 bash sweeps/bsarec_tune.sh model.dropout=0.2 model.attention_dropout=0.2
+# Each beauty job is about 5-14 minutes here (1 thread). Results and the choice: docs/idmodels.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -15,10 +17,10 @@ COMMON=(dataset="$DATASET" model=bsarec eval.val=true model.exclude_seen=true
 for step in ${STEPS:-default dropout c alpha}; do
   case $step in
     default) "$PY" run.py -m "${COMMON[@]}" hydra.sweep.dir="$DIR/default" "$@" ;;
-    dropout) "$PY" run.py -m "${COMMON[@]}" hydra.sweep.dir="$DIR/dropout" model.dropout=0.2,0.3 \
+    dropout) "$PY" run.py -m "${COMMON[@]}" hydra.sweep.dir="$DIR/dropout" model.dropout="${DROPOUTS:-0.2,0.3}" \
                model.attention_dropout=0.2 "$@" ;;
-    c)       "$PY" run.py -m "${COMMON[@]}" hydra.sweep.dir="$DIR/c" model.c=3,9 "$@" ;;
-    alpha)   "$PY" run.py -m "${COMMON[@]}" hydra.sweep.dir="$DIR/alpha" model.alpha=0.3,0.5,0.9 "$@" ;;
+    c)       "$PY" run.py -m "${COMMON[@]}" hydra.sweep.dir="$DIR/c" model.c="${CS:-3,9}" "$@" ;;
+    alpha)   "$PY" run.py -m "${COMMON[@]}" hydra.sweep.dir="$DIR/alpha" model.alpha="${ALPHAS:-0.3,0.5,0.9}" "$@" ;;
     *) echo "unknown step $step (default, dropout, c, alpha)" >&2; exit 2 ;;
   esac
 done
